@@ -1,0 +1,16 @@
+"""crossbar: a simulator of analog resistive crossbar arrays for in-memory training.
+
+NumPy reference physics (this package) with CuPy RawKernels for the GPU (raw_kernels/). Start with
+:class:`AnalogTile` and :class:`TileConfig`; device models live in :mod:`crossbar.devices`.
+"""
+
+from .config import (BoundManagement, DriftParameter, IOParameters, NoiseManagement, PulseType, TileConfig,
+                     UpdateParameters, WeightNoiseType)
+from .devices import *  # noqa: F401,F403
+from .devices import __all__ as _devices
+from .tile import AnalogTile
+
+__version__ = "0.1.0"
+
+__all__ = ["AnalogTile", "TileConfig", "IOParameters", "UpdateParameters", "DriftParameter", "PulseType",
+           "NoiseManagement", "BoundManagement", "WeightNoiseType"] + list(_devices)

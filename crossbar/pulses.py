@@ -1,0 +1,226 @@
+"""From ``update(x, d, lr)`` to per-weight pulse counts (physics.md 1.2-1.5; Gokmen & Vlasov 2016).
+
+Semantics (identical on every backend): the samples of a batch are applied in batch order; for each
+weight and sample the ``n`` coincidences of that sample are applied as ``n`` pulses of one sign, all
+before the next sample touches the weight. A coincidence of ``x_j`` and ``d_i`` at learning rate ``lr``
+carries the sign ``sign(x_j) sign(d_i) sign(lr)``: positive moves the weight down.
+
+Stochastic compressed trains: sample ``b`` (the tile's running sample number ``s = sample0 + b``) has
+``BL_b`` slots; slot ``k`` of input line ``j`` fires iff ``U(j, s, k // 4, X_BITS)[k % 4] < p_x[b, j]``
+(likewise output line ``i`` with ``D_BITS``), and ``n_ijb = sum_k bit_x * bit_d ~ Binomial(BL_b, p_x p_d)``.
+All scalar and per-sample arithmetic is float32 in a fixed order, so a CUDA kernel computing the same
+thresholds fires the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import rng
+from .config import PulseType, UpdateParameters
+
+F32 = np.float32
+
+
+@dataclass
+class Events:
+    """Pulse counts of one update, one entry per touched (sample, weight), sorted by sample then weight.
+
+    Attributes:
+        widx: flat weight index ``i * in_size + j`` (int64).
+        sample: sample index within the batch (int32).
+        n: number of pulses (int32, >= 1).
+        up: True where the pulses move the weight up.
+    """
+
+    widx: np.ndarray
+    sample: np.ndarray
+    n: np.ndarray
+    up: np.ndarray
+
+    @classmethod
+    def empty(cls):
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, bool))
+
+    def dense_counts(self, batch: int, out_size: int, in_size: int) -> np.ndarray:
+        """Signed counts as a dense ``(batch, out, in)`` int32 array (positive = down), for tests."""
+        c = np.zeros((batch, out_size * in_size), np.int32)
+        c[self.sample, self.widx] = np.where(self.up, -self.n, self.n)
+        return c.reshape(batch, out_size, in_size)
+
+
+def resolution(res: float) -> float:
+    """User resolution to a step: ``<= 0`` none (returns 0), ``> 1`` a number of steps, else itself."""
+    return 0.0 if res <= 0 else (1.0 / res if res > 1 else float(res))
+
+
+def update_management(x_max, d_max, lr: float, dw: float, cfg: UpdateParameters):
+    """Per-sample pulse-train length and probability scales (physics.md 1.2), in float32.
+
+    Args:
+        x_max, d_max: float32 ``(batch,)``, the per-sample ``max|x|`` and ``max|d|``.
+        lr: learning rate (only ``|lr|`` is used here).
+        dw: weight granularity delta of the device.
+        cfg: the update parameters.
+
+    Returns:
+        ``(bl, scale_d, scale_x)``: int32 ``(batch,)`` train lengths (0 = no update) and float32
+        ``(batch,)`` factors so that ``p_d = scale_d |d|`` and ``p_x = scale_x |x|``.
+    """
+    lam, dw, bld = F32(abs(lr)), F32(dw), F32(cfg.desired_bl)
+    batch = x_max.shape[0]
+    if lam == 0:
+        zero = np.zeros(batch, F32)
+        return np.zeros(batch, np.int32), zero, zero
+    if cfg.fixed_bl or cfg.update_bl_management or dw * bld >= lam:
+        bl = np.full(batch, bld, F32)
+        a = np.sqrt(lam / (dw * bl))
+    else:
+        bl = np.full(batch, max(np.ceil(lam / dw), F32(1)), F32)
+        a = np.ones(batch, F32)
+    b = a.copy()
+    if cfg.um_on:
+        d_v = F32(cfg.um_grad_scale) * d_max
+        k = lam * x_max * d_v / dw
+        if cfg.update_bl_management:
+            bl = np.minimum(np.maximum(np.ceil(k), F32(1)), bld)
+            a = np.sqrt(lam / (dw * bl))
+            b = a.copy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_v = np.where(k > bld, d_v * bld / k, d_v)
+            a = a * np.sqrt(x_max / d_v)
+            b = b * np.sqrt(d_v / x_max)
+        dead = (x_max == 0) | (d_max == 0)
+        bl = np.where(dead, F32(0), bl)
+        a, b = np.where(dead, F32(0), a), np.where(dead, F32(0), b)
+    return bl.astype(np.int32), a.astype(F32), b.astype(F32)
+
+
+def _discretise(p, res: float, sto_round: bool, key, stream_c2, sample0, xp=np):
+    """Probability discretisation ``p <- rint(p / res [+ U - 1/2]) * res`` (physics.md 1.2)."""
+    r = F32(resolution(res))
+    if r == 0:
+        return p
+    v = p / r
+    if sto_round:
+        batch, size = p.shape
+        u = rng.uniform(key, rng.Stream.PROB_ROUND, np.arange(size, dtype=np.uint32)[None, :],
+                        (sample0 + np.arange(batch, dtype=np.uint64))[:, None] & 0xFFFFFFFF,
+                        stream_c2, xp)[0]
+        v = v + (u - F32(0.5))
+    return xp.rint(v) * r
+
+
+def probabilities(x, d, lr, dw, cfg: UpdateParameters, key, sample0: int):
+    """Pulse probabilities and train lengths of a stochastic update.
+
+    Args:
+        x: float32 ``(batch, in)``; d: float32 ``(batch, out)``.
+
+    Returns:
+        ``(p_x, p_d, bl)``: float32 ``(batch, in)``, ``(batch, out)`` and int32 ``(batch,)``.
+    """
+    x_max = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], F32)
+    d_max = np.abs(d).max(axis=1) if d.shape[1] else np.zeros(d.shape[0], F32)
+    bl, sd, sx = update_management(x_max, d_max, lr, dw, cfg)
+    p_x = _discretise(sx[:, None] * np.abs(x), cfg.res, cfg.sto_round, key, 0, sample0)
+    p_d = _discretise(sd[:, None] * np.abs(d), cfg.res, cfg.sto_round, key, 1, sample0)
+    return p_x, p_d, bl
+
+
+def _words(p, bl, key, stream, sample0: int):
+    """Pulse trains of the lines with ``p > 0`` packed into uint32 words (slot ``k`` is bit ``k % 32`` of
+    word ``k // 32``), exactly as the CUDA kernel builds them.
+
+    Returns:
+        ``(b, line, words)``: sample and line index of every line that fired at least once (sorted by
+        sample, then line) and its uint32 ``(m, ceil(max(bl) / 32))`` words.
+    """
+    nwords = max((int(bl.max(initial=0)) + 31) // 32, 1)
+    b, line = np.nonzero((p > 0) & (bl[:, None] > 0))
+    nblk = (bl[b] + 3) // 4  # one Philox call gives the uniforms of four slots
+    rep = np.repeat(np.arange(b.size), nblk)
+    blk = np.arange(rep.size) - np.repeat(np.cumsum(nblk) - nblk, nblk)
+    u = rng.uniform(key, stream, line[rep].astype(np.uint32), (sample0 + b[rep].astype(np.uint64)) & 0xFFFFFFFF,
+                    blk.astype(np.uint32))  # (4, rows)
+    slot = blk[None, :] * 4 + np.arange(4)[:, None]
+    fired = (u < p[b[rep], line[rep]][None, :]) & (slot < bl[b[rep]][None, :])
+    bits = (fired.astype(np.uint32) << (slot % 32).astype(np.uint32)).sum(axis=0, dtype=np.uint32)
+    words = np.zeros((b.size, nwords), np.uint32)
+    np.add.at(words, (rep, blk // 8), bits)  # distinct bits: the sum is the bitwise or
+    keep = words.any(axis=1)
+    return b[keep], line[keep], words[keep]
+
+
+def stochastic_counts(p_x, p_d, bl, key, sample0: int):
+    """Coincidence counts of stochastic compressed pulse trains.
+
+    Returns:
+        ``(sample, i, j, n)`` for every (sample, weight) with ``n > 0``, sorted by sample, then ``i``, ``j``.
+    """
+    batch = p_x.shape[0]
+    bx, jx, wx = _words(p_x, bl, key, rng.Stream.X_BITS, sample0)
+    bd, id_, wd = _words(p_d, bl, key, rng.Stream.D_BITS, sample0)
+    cx, cd = np.bincount(bx, minlength=batch), np.bincount(bd, minlength=batch)
+    ox, od = np.cumsum(cx) - cx, np.cumsum(cd) - cd
+    pairs = cx * cd
+    b = np.repeat(np.arange(batch), pairs)
+    q = np.arange(b.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    xi, di = ox[b] + q % cx[b], od[b] + q // np.maximum(cx[b], 1)
+    n = np.bitwise_count(wx[xi] & wd[di]).sum(axis=1, dtype=np.int32)
+    hit = n > 0
+    return b[hit].astype(np.int32), id_[di[hit]], jx[xi[hit]], n[hit]
+
+
+def _dense_events(c):
+    """Signed dense counts ``(batch, out, in)`` (positive = down) to :class:`Events`."""
+    batch = c.shape[0]
+    b, widx = np.nonzero(c.reshape(batch, -1))  # sample-major, weights ascending
+    v = c.reshape(batch, -1)[b, widx]
+    return Events(widx.astype(np.int64), b.astype(np.int32), np.abs(v).astype(np.int32), v < 0)
+
+
+def _quantise(v, res: float):
+    r = F32(resolution(res))
+    return v if r == 0 else np.rint(v / r) * r
+
+
+def coincidences(x, d, lr: float, dw: float, cfg: UpdateParameters, key, sample0: int) -> Events:
+    """Pulse counts of ``update(x, d, lr)`` for a pulsed device of granularity ``dw``.
+
+    Args:
+        x: float32 ``(batch, in)`` forward inputs; d: float32 ``(batch, out)`` output gradients.
+        lr: learning rate (its sign flips all directions).
+        dw: weight granularity of the device (physics.md 2.5).
+        cfg: update parameters (pulse type STOCHASTIC_COMPRESSED, DETERMINISTIC_IMPLICIT or MEAN_COUNT).
+        key: the tile's Philox key.
+        sample0: running number of the first sample (names the random draws).
+
+    Returns:
+        :class:`Events`, sorted by sample then weight.
+    """
+    neg_lr = lr < 0
+    if cfg.pulse_type == PulseType.STOCHASTIC_COMPRESSED:
+        p_x, p_d, bl = probabilities(x, d, lr, dw, cfg, key, sample0)
+        b, i, j, n = stochastic_counts(p_x, p_d, bl, key, sample0)
+        up = (x[b, j] < 0) ^ (d[b, i] < 0) ^ neg_lr
+        return Events(i.astype(np.int64) * x.shape[1] + j, b, n, up)
+    p_x, p_d, bl = probabilities(x, d, lr, dw, cfg.replace(res=0.0, sto_round=False), key, sample0)
+    blf = bl.astype(F32)[:, None, None]
+    if cfg.pulse_type == PulseType.MEAN_COUNT:
+        cx = np.sign(x) * np.clip(np.rint(bl.astype(F32)[:, None] * p_x), 0, None)
+        cd = np.sign(d) * np.clip(np.rint(bl.astype(F32)[:, None] * p_d), 0, None)
+        cx = np.minimum(np.abs(cx), bl[:, None]) * np.sign(cx)
+        cd = np.minimum(np.abs(cd), bl[:, None]) * np.sign(cd)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.where(blf > 0, np.rint(cd[:, :, None] * cx[:, None, :] / np.maximum(blf, 1)), 0)
+    elif cfg.pulse_type == PulseType.DETERMINISTIC_IMPLICIT:
+        xh = np.sign(x) * np.clip(_quantise(p_x, cfg.x_res_implicit), 0, 1)
+        dh = np.sign(d) * np.clip(_quantise(p_d, cfg.d_res_implicit), 0, 1)
+        c = np.rint(blf * dh[:, :, None] * xh[:, None, :])
+    else:
+        raise ValueError(f"pulse_type {cfg.pulse_type} has no pulse counts")
+    c = c.astype(np.int32)
+    return _dense_events(-c if neg_lr else c)

@@ -1,0 +1,434 @@
+"""AnalogTile: one crossbar array of ``out_size x in_size`` resistive devices.
+
+A tile holds a frozen :class:`~crossbar.config.TileConfig` and mutable arrays: the weights ``W``
+(float32 ``(out, in)``), the per-device hidden parameters, per-direction IO state, RNG counters, and
+optionally pulse counters and drift state. It offers the three operations of analog training
+(Gokmen & Vlasov 2016), each with its non-idealities:
+
+* ``forward(x)``: ``y = W x`` through the forward IO (physics.md 3),
+* ``backward(d)``: ``z = W^T d`` through the backward IO,
+* ``update(x, d, lr)``: ``W -= lr d^T x`` as stochastic pulses on the devices (physics.md 1-2),
+
+plus exact and realistic access to the weights (``get_weights``/``set_weights`` are exact;
+``read_weights`` estimates through noisy reads; ``program_weights`` writes through pulses) and the
+periodic device operations (decay, diffusion, reset, clip, drift).
+
+Randomness: the runtime key is ``seed_key(seed, 0)``; device-to-device draws use
+``seed_key(construction_seed or seed, 1)`` (and ``2``/``3`` for the forward/backward IO lines), so the
+same seed always builds the same devices and replays the same noise.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from . import io, pulses, rng
+from .backend import get_xp, to_backend, to_numpy
+from .config import Config, PulseType, TileConfig
+from .devices import IdealDevice, PulsedDevice
+from .devices.base import apply_events, clip_to_bounds
+
+F32 = np.float32
+_COUNTERS = ("update", "forward", "backward", "ops")
+
+
+class AnalogTile:
+    """An analog crossbar tile.
+
+    Args:
+        out_size: number of output lines (rows of ``W``).
+        in_size: number of input lines (columns of ``W``).
+        config: the tile's :class:`TileConfig` (default: ConstantStep device, default IO and update).
+        seed: seed of all runtime randomness (and of the device draws unless the device names a
+            ``construction_seed``); an int in ``[0, 2**64)``.
+        backend: ``"numpy"`` or ``"cupy"``.
+
+    Example:
+        >>> import numpy as np
+        >>> from crossbar import AnalogTile
+        >>> tile = AnalogTile(3, 4, seed=1)
+        >>> tile.set_weights(np.full((3, 4), 0.1, np.float32))
+        >>> tile.forward(np.ones((2, 4), np.float32)).shape
+        (2, 3)
+    """
+
+    #: check inputs for NaN/Inf (a host synchronisation on the GPU; the captured path turns it off)
+    check_finite = True
+
+    def __init__(self, out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0,
+                 backend: str = "numpy"):
+        for name, v in (("out_size", out_size), ("in_size", in_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"AnalogTile: {name} must be a positive integer, got {v!r}")
+        config = TileConfig() if config is None else config
+        if not isinstance(config, TileConfig):
+            raise TypeError(f"AnalogTile: config must be a TileConfig, got {type(config).__name__}")
+        self.out_size, self.in_size = int(out_size), int(in_size)
+        self.config, self.seed = config, int(seed)
+        device = config.device
+        if config.update.pulse_type == PulseType.NONE and isinstance(device, PulsedDevice):
+            device = IdealDevice()  # a floating-point update has no device physics (physics.md 1.5)
+        self.device = device
+        self.key = rng.seed_key(self.seed, 0)
+        d2d_seed = device.construction_seed if device.construction_seed is not None else self.seed
+        shape = (self.out_size, self.in_size)
+        params = device.sample(shape, rng.seed_key(d2d_seed, 1)) if self.pulsed else {}
+        io_state = {"forward": io.sample_io_state(config.forward, self.out_size, rng.seed_key(d2d_seed, 2)),
+                    "backward": io.sample_io_state(config.backward, self.in_size, rng.seed_key(d2d_seed, 3))}
+        self.backend = "numpy"
+        self.weights = np.zeros(shape, F32)
+        self.params = params
+        self.io_state = io_state
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self.pulse_counts = ({"up": np.zeros(shape, np.int64), "down": np.zeros(shape, np.int64)}
+                             if self.pulsed and device.count_pulses else None)
+        self.drift_state = None
+        if backend != "numpy":
+            self.to(backend)
+
+    # ---- properties ----------------------------------------------------------------------------
+    @property
+    def pulsed(self) -> bool:
+        """True for a pulsed device (False for the ideal, floating-point one)."""
+        return isinstance(self.device, PulsedDevice)
+
+    @property
+    def xp(self):
+        return get_xp(self.backend)
+
+    @property
+    def shape(self) -> tuple:
+        return (self.out_size, self.in_size)
+
+    def __repr__(self):
+        return (f"AnalogTile({self.out_size}, {self.in_size}, device={type(self.device).__name__}, "
+                f"seed={self.seed}, backend={self.backend!r})")
+
+    # ---- inputs --------------------------------------------------------------------------------
+    def _vectors(self, name: str, a, size: int):
+        """Validate a batch of vectors: ``(batch, size)`` or ``(size,)`` -> float32 ``(batch, size)``."""
+        xp = self.xp
+        a = to_backend(a, self.backend) if hasattr(a, "__array__") or hasattr(a, "__cuda_array_interface__") \
+            else xp.asarray(a)
+        if a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2 or a.shape[1] != size:
+            raise ValueError(f"{self!r}: {name} must have shape (batch, {size}) or ({size},), "
+                             f"got {tuple(a.shape)}")
+        if a.dtype.kind not in "fiu":
+            raise TypeError(f"{self!r}: {name} must be real numbers, got dtype {a.dtype}")
+        a = xp.ascontiguousarray(a, dtype=F32)
+        if self.check_finite and not bool(xp.isfinite(a).all()):
+            raise ValueError(f"{self!r}: {name} contains NaN or Inf")
+        return a
+
+    def _advance(self, counter: str, n: int) -> int:
+        start = self.counters[counter]
+        self.counters[counter] = start + n
+        return start
+
+    # ---- MVMs ----------------------------------------------------------------------------------
+    def forward(self, x):
+        """Analog ``y = W x`` for a batch.
+
+        Args:
+            x: ``(batch, in_size)`` or ``(in_size,)`` inputs (converted to float32).
+
+        Returns:
+            float32 ``(batch, out_size)`` outputs on the tile's backend.
+        """
+        x = self._vectors("x", x, self.in_size)
+        start = self._advance("forward", x.shape[0])
+        return io.mvm(self.weights, x, self.config.forward, self.key, start, state=self.io_state["forward"],
+                      xp=self.xp)
+
+    def backward(self, d):
+        """Analog ``z = W^T d`` for a batch of output gradients ``d`` (``(batch, out_size)``)."""
+        d = self._vectors("d", d, self.out_size)
+        start = self._advance("backward", d.shape[0])
+        return io.mvm(self.weights, d, self.config.backward, self.key, start, transposed=True,
+                      state=self.io_state["backward"], xp=self.xp)
+
+    # ---- update --------------------------------------------------------------------------------
+    def update(self, x, d, lr: float):
+        """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order.
+
+        Args:
+            x: ``(batch, in_size)`` forward inputs; d: ``(batch, out_size)`` output gradients.
+            lr: learning rate (weight units per unit of ``x d``); must be finite.
+        """
+        x = self._vectors("x", x, self.in_size)
+        d = self._vectors("d", d, self.out_size)
+        if x.shape[0] != d.shape[0]:
+            raise ValueError(f"{self!r}: x and d must have the same batch size, got {x.shape[0]} and {d.shape[0]}")
+        lr = float(lr)
+        if not np.isfinite(lr):
+            raise ValueError(f"{self!r}: lr must be finite, got {lr}")
+        start = self._advance("update", x.shape[0])
+        ptype = self.config.update.pulse_type
+        if not self.pulsed or ptype in (PulseType.NONE, PulseType.NONE_WITH_DEVICE):
+            self.weights -= F32(lr) * (d.T @ x)
+            if ptype == PulseType.NONE_WITH_DEVICE and self.pulsed:
+                self._store_device_weights(clip_to_bounds(self._device_weights(), self.params))
+            return
+        if self.backend != "numpy":
+            raise NotImplementedError("pulsed updates on the cupy backend come with the GPU kernels")
+        events = pulses.coincidences(x, d, lr, self.device.granularity(), self.config.update, self.key, start)
+        flat = {k: v.reshape(-1) for k, v in self.params.items()}
+        counts = None if self.pulse_counts is None else {k: v.reshape(-1) for k, v in self.pulse_counts.items()}
+        apply_events(self.device, self.weights.reshape(-1), flat, events, self.key, start, counts)
+
+    # ---- weights -------------------------------------------------------------------------------
+    def get_weights(self) -> np.ndarray:
+        """The exact simulator weights, a float32 ``(out, in)`` NumPy copy."""
+        return to_numpy(self.weights).copy()
+
+    def set_weights(self, weights) -> None:
+        """Set the weights exactly, clipped to the device bounds (write noise applied if configured)."""
+        w = to_backend(np.asarray(to_numpy(weights), dtype=F32), self.backend)
+        if w.shape != self.shape:
+            raise ValueError(f"{self!r}: weights must have shape {self.shape}, got {tuple(w.shape)}")
+        if not bool(self.xp.isfinite(w).all()):
+            raise ValueError(f"{self!r}: weights contain NaN or Inf")
+        if not self.pulsed:
+            self.weights[...] = w
+            return
+        g = clip_to_bounds(self.device.to_device(w, self.params), self.params)
+        self._store_device_weights(g, noisy=self.device.apply_write_noise_on_set)
+
+    def _device_weights(self):
+        """The state the device physics acts on: ``persistent + reference`` where those exist."""
+        base = self.params["persistent_weights"] if self._write_noise else self.weights
+        return self.device.to_device(base, self.params)
+
+    @property
+    def _write_noise(self) -> bool:
+        return self.pulsed and self.device.write_noise_std > 0
+
+    def _store_device_weights(self, g, noisy: bool = True) -> None:
+        """Store device-space weights ``g``; with write noise, redraw all visible weights from them."""
+        w = self.device.from_device(g, self.params)
+        if not self._write_noise:
+            self.weights[...] = w
+            return
+        self.params["persistent_weights"][...] = w
+        if noisy:
+            z = rng.normal_array(self.key, rng.Stream.WRITE_NOISE, self.shape, c1=self._advance("ops", 1), c2=1,
+                                 xp=self.xp)
+            w = w + F32(self.device.write_noise_std * self.device.dw_min) * z
+        self.weights[...] = w
+
+    def read_weights(self, n_reads: int = 1) -> np.ndarray:
+        """Estimate ``W`` as hardware would: forward reads of one-hot inputs, averaged over ``n_reads``.
+
+        Returns:
+            float32 ``(out, in)`` NumPy array (noisy: it carries the forward IO's noise and quantisation).
+        """
+        if n_reads < 1:
+            raise ValueError(f"n_reads must be >= 1, got {n_reads}")
+        eye = self.xp.eye(self.in_size, dtype=F32)
+        total = sum(self.forward(eye) for _ in range(n_reads))
+        return to_numpy(total.T / F32(n_reads))
+
+    def program_weights(self, target, *, n_iterations: int = 50, n_reads: int = 1, tolerance: float = 0.0):
+        """Write ``target`` through pulses: iterate noisy read, error, pulsed column updates.
+
+        Each iteration reads the weights (:meth:`read_weights`) and applies ``update(x=e_j, d=-(target - read)[:, j],
+        lr=1)`` for all columns ``j``; it stops early once the read error's max is below ``tolerance``.
+
+        Returns:
+            the max absolute error of the last read, float.
+        """
+        target = np.asarray(to_numpy(target), dtype=F32)
+        if target.shape != self.shape:
+            raise ValueError(f"{self!r}: target must have shape {self.shape}, got {target.shape}")
+        eye = np.eye(self.in_size, dtype=F32)
+        err = np.inf
+        for _ in range(n_iterations):
+            diff = target - self.read_weights(n_reads)
+            err = float(np.abs(diff).max())
+            if err <= tolerance:
+                break
+            self.update(eye, -diff.T, 1.0)
+        return err
+
+    # ---- hidden parameters ---------------------------------------------------------------------
+    def hidden_parameters(self) -> dict:
+        """Per-device hidden parameters as float32 ``(out, in)`` NumPy arrays (copies)."""
+        return {k: to_numpy(v).copy() for k, v in self.params.items()}
+
+    def set_hidden_parameters(self, params: dict) -> None:
+        """Replace hidden parameters (names and shapes must match :meth:`hidden_parameters`)."""
+        for name, value in params.items():
+            if name not in self.params:
+                raise ValueError(f"{self!r}: unknown hidden parameter {name!r}; known: {sorted(self.params)}")
+            value = np.asarray(to_numpy(value), dtype=F32)
+            if value.shape != self.shape:
+                raise ValueError(f"{self!r}: hidden parameter {name!r} must have shape {self.shape}")
+            self.params[name][...] = to_backend(value, self.backend)
+
+    # ---- periodic device operations (physics.md 2.4) ------------------------------------------
+    def _noise(self, stream, c2: int = 0):
+        return rng.normal_array(self.key, stream, self.shape, c1=self._advance("ops", 1), c2=c2, xp=self.xp)
+
+    def decay(self, alpha: float = 1.0) -> None:
+        """One decay step toward the reset bias: ``w <- (w - b)(1 + alpha (s - 1)) + b``, then clip."""
+        if not self.pulsed:
+            if self.device.lifetime > 1:
+                self.weights *= F32(1 - alpha / self.device.lifetime)
+            return
+        p, g = self.params, self._device_weights()
+        g = (g - p["reset_bias"]) * (F32(1) + F32(alpha) * (p["decay_scales"] - F32(1))) + p["reset_bias"]
+        self._store_device_weights(clip_to_bounds(g, p))
+
+    def diffuse(self) -> None:
+        """One diffusion step: ``w += rate * xi``, then clip."""
+        xi = self._noise(rng.Stream.DIFFUSION)
+        if not self.pulsed:
+            self.weights += F32(self.device.diffusion) * xi
+            return
+        self._store_device_weights(clip_to_bounds(self._device_weights() + self.params["diffusion_rates"] * xi,
+                                                  self.params))
+
+    def reset_columns(self, start: int = 0, n: int = 1, prob: float = 1.0) -> None:
+        """Reset ``n`` columns from ``start`` (wrapping around), each device with probability ``prob``:
+        ``w = reset_bias + reset_std * xi``, then clip."""
+        cols = (start + np.arange(n)) % self.in_size
+        mask = np.zeros(self.shape, bool)
+        mask[:, cols] = True
+        ops = self._advance("ops", 1)
+        if prob < 1:
+            mask &= to_numpy(rng.uniform_array(self.key, rng.Stream.RESET, self.shape, c1=ops, c2=0)) < prob
+        xi = rng.normal_array(self.key, rng.Stream.RESET, self.shape, c1=ops, c2=1, xp=self.xp)
+        mask = to_backend(mask, self.backend)
+        std = F32(self.device.reset_std)
+        if not self.pulsed:
+            self.weights[...] = self.xp.where(mask, std * xi, self.weights)
+            return
+        p = self.params
+        g = self.xp.where(mask, p["reset_bias"] + std * xi, self._device_weights())
+        self._store_device_weights(clip_to_bounds(g, p))
+
+    def clip_weights(self, clip: float = -1.0) -> None:
+        """Clip to the device bounds (``clip < 0``) or to ``[max(b-, -clip), min(b+, clip)]``."""
+        if not self.pulsed:
+            if clip >= 0:
+                self.weights[...] = self.xp.clip(self.weights, -clip, clip)
+            return
+        p, g = self.params, clip_to_bounds(self._device_weights(), self.params)
+        if clip >= 0:
+            g = self.xp.clip(g, F32(-clip), F32(clip))
+        self._store_device_weights(g)
+
+    def post_update_step(self) -> None:
+        """Once per mini-batch (called by the optimizer): diffusion if configured, then decay."""
+        if self.device.diffusion > 0:
+            self.diffuse()
+        if self.device.lifetime > 0:
+            self.decay()
+
+    def drift(self, dt: float) -> None:
+        """Advance the power-law drift of pulsed devices by ``dt`` (units of ``drift.t_0``), physics.md 2.4.
+
+        A device whose weight changed since the last call (by more than ``reset_tol``) restarts its clock
+        from its new weight; the others follow ``w = w0 max(T - t_ij, 1)^-nu``.
+        """
+        if not self.pulsed or self.device.drift.nu <= 0:
+            return
+        if not dt >= 0:
+            raise ValueError(f"{self!r}: drift dt must be >= 0, got {dt}")
+        cfg, xp, p = self.device.drift, self.xp, self.params
+        g = self._device_weights()
+        if self.drift_state is None:
+            self.drift_state = {"w0": g.copy(), "t": xp.zeros(self.shape, F32), "prev": g.copy(),
+                                "T": np.zeros(1, np.float64)}
+        st = self.drift_state
+        st["T"][0] += dt / cfg.t_0
+        T = F32(st["T"][0])
+        moved = xp.abs(st["prev"] - g) > F32(cfg.reset_tol)
+        st["t"][...] = xp.where(moved, T, st["t"])
+        st["w0"][...] = xp.where(moved, g, st["w0"])
+        nu = p["drift_nu"]
+        ops = self._advance("ops", 1)
+        if cfg.nu_std > 0:
+            nu = nu + F32(cfg.nu_std) * nu * rng.normal_array(self.key, rng.Stream.DRIFT, self.shape, c1=ops, xp=xp)
+        if cfg.nu_k != 0:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                nu = nu - F32(cfg.nu_k) * xp.log((g - F32(cfg.w_offset)) / F32(cfg.wg_ratio) + F32(cfg.g_offset)) \
+                    + F32(cfg.nu_k * cfg.log_g0)
+        f = xp.power(xp.maximum(T - st["t"], F32(1)), -nu)
+        a = cfg.g_offset * cfg.wg_ratio + cfg.w_offset
+        a = F32(0 if abs(a) < cfg.reset_tol else a)
+        g = xp.where(moved, g, st["w0"] * f + a * (f - F32(1)))
+        if cfg.w_noise_std > 0:
+            g = g + F32(cfg.w_noise_std) * rng.normal_array(self.key, rng.Stream.DRIFT, self.shape, c1=ops, c2=1,
+                                                             xp=xp)
+        g = clip_to_bounds(g, p)
+        st["prev"][...] = g
+        self._store_device_weights(g)
+
+    # ---- backend and state ---------------------------------------------------------------------
+    def to(self, backend: str) -> "AnalogTile":
+        """Move every array of the tile to ``backend`` ('numpy' or 'cupy'); returns the tile."""
+        get_xp(backend)  # validates the name and that the backend is usable
+        move = lambda a: to_backend(a, backend)  # noqa: E731
+        self.weights = move(self.weights)
+        self.params = {k: move(v) for k, v in self.params.items()}
+        self.io_state = {d: {k: move(v) if hasattr(v, "shape") and v.ndim else v for k, v in s.items()}
+                         for d, s in self.io_state.items()}
+        if self.pulse_counts is not None:
+            self.pulse_counts = {k: move(v) for k, v in self.pulse_counts.items()}
+        if self.drift_state is not None:
+            self.drift_state = {k: (v if k == "T" else move(v)) for k, v in self.drift_state.items()}
+        self.backend = backend
+        return self
+
+    def state_dict(self) -> dict:
+        """All mutable state as plain NumPy arrays (plus the config as JSON), for checkpoints."""
+        state = {"weights": to_numpy(self.weights).copy(),
+                 "counters": np.array([self.counters[c] for c in _COUNTERS], np.int64),
+                 "seed": np.array(self.seed, dtype=np.uint64),
+                 "config": np.array(json.dumps(self.config.to_dict()))}
+        for k, v in self.params.items():
+            state[f"params/{k}"] = to_numpy(v).copy()
+        for direction, s in self.io_state.items():
+            for k, v in s.items():
+                state[f"io/{direction}/{k}"] = np.array(to_numpy(v), copy=True)
+        for k, v in (self.pulse_counts or {}).items():
+            state[f"pulse_counts/{k}"] = to_numpy(v).copy()
+        for k, v in (self.drift_state or {}).items():
+            state[f"drift/{k}"] = to_numpy(v).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output. Checks config, names and shapes before changing anything."""
+        cfg = Config.from_dict(json.loads(str(state["config"])))
+        if cfg != self.config:
+            raise ValueError(f"{self!r}: checkpoint config differs from the tile's config")
+        expected = set(self.state_dict())
+        have = set(state)
+        optional = {k for k in have | expected if k.startswith("drift/")}
+        if (have - optional) != (expected - optional):
+            raise ValueError(f"{self!r}: checkpoint arrays differ: missing {sorted(expected - have - optional)}, "
+                             f"unexpected {sorted(have - expected - optional)}")
+        if np.shape(state["weights"]) != self.shape:
+            raise ValueError(f"{self!r}: checkpoint weights have shape {np.shape(state['weights'])}")
+        for k in have - {"config", "seed", "counters"}:
+            if not k.startswith("drift/") and k in expected and np.shape(state[k]) != np.shape(self.state_dict()[k]):
+                raise ValueError(f"{self!r}: checkpoint array {k!r} has shape {np.shape(state[k])}")
+        move = lambda a: to_backend(np.array(a), self.backend)  # noqa: E731
+        self.seed = int(state["seed"])
+        self.key = rng.seed_key(self.seed, 0)
+        self.counters = dict(zip(_COUNTERS, (int(c) for c in state["counters"])))
+        self.weights = move(np.asarray(state["weights"], F32))
+        self.params = {k: move(np.asarray(state[f"params/{k}"], F32)) for k in self.params}
+        for direction, s in self.io_state.items():
+            for k in s:
+                v = state[f"io/{direction}/{k}"]
+                s[k] = move(v) if np.ndim(v) else v.item()
+        if self.pulse_counts is not None:
+            self.pulse_counts = {k: move(state[f"pulse_counts/{k}"]) for k in self.pulse_counts}
+        drift = {k.split("/", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("drift/")}
+        self.drift_state = ({k: (v if k == "T" else move(v)) for k, v in drift.items()} if drift else None)
