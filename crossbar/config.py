@@ -265,7 +265,7 @@ class IOParameters(Config):
     bound_management: BoundManagement = param(BoundManagement.ITERATIVE, "forward output saturation "
                                               "handling (ignored in backward)", choices=BoundManagement)
     max_bm_factor: float = param(1000, "largest input down-scaling factor of bound management", lo=1)
-    max_bm_res: float = param(0.25, "bound management stops once 2**r exceeds max_bm_res / inp_res",
+    max_bm_res: float = param(0.25, "bound management stops once 2**r exceeds max_bm_res / (DAC step)",
                               lo=0, lo_open=True)
     bm_test_negative_bound: bool = param(True, "bound management also tests y < -out_bound")
     w_noise: float = param(0.0, "weight read-noise std (weight units)", lo=0)

@@ -130,28 +130,43 @@ def probabilities(x, d, lr, dw, cfg: UpdateParameters, key, sample0: int):
     return p_x, p_d, bl
 
 
-def _words(p, bl, key, stream, sample0: int):
+def _words(probs, bl, key, streams, sample0: int):
     """Pulse trains of the lines with ``p > 0`` packed into uint32 words (slot ``k`` is bit ``k % 32`` of
-    word ``k // 32``), exactly as the CUDA kernel builds them.
+    word ``k // 32``), exactly as the CUDA kernel builds them. All line sets share one Philox call.
+
+    Args:
+        probs: list of float32 ``(batch, size)`` probabilities (x lines, d lines).
+        streams: the stream tag of each.
 
     Returns:
-        ``(b, line, words)``: sample and line index of every line that fired at least once (sorted by
-        sample, then line) and its uint32 ``(m, ceil(max(bl) / 32))`` words.
+        one ``(b, line, words)`` per entry of ``probs``: sample and line of every line that fired at least
+        once (sorted by sample, then line) and its uint32 ``(m, ceil(max(bl) / 32))`` words.
     """
     nwords = max((int(bl.max(initial=0)) + 31) // 32, 1)
-    b, line = np.nonzero((p > 0) & (bl[:, None] > 0))
-    nblk = (bl[b] + 3) // 4  # one Philox call gives the uniforms of four slots
-    rep = np.repeat(np.arange(b.size), nblk)
-    blk = np.arange(rep.size) - np.repeat(np.cumsum(nblk) - nblk, nblk)
-    u = rng.uniform(key, stream, line[rep].astype(np.uint32), (sample0 + b[rep].astype(np.uint64)) & 0xFFFFFFFF,
-                    blk.astype(np.uint32))  # (4, rows)
-    slot = blk[None, :] * 4 + np.arange(4)[:, None]
-    fired = (u < p[b[rep], line[rep]][None, :]) & (slot < bl[b[rep]][None, :])
-    bits = (fired.astype(np.uint32) << (slot % 32).astype(np.uint32)).sum(axis=0, dtype=np.uint32)
-    words = np.zeros((b.size, nwords), np.uint32)
-    np.add.at(words, (rep, blk // 8), bits)  # distinct bits: the sum is the bitwise or
-    keep = words.any(axis=1)
-    return b[keep], line[keep], words[keep]
+    parts = []
+    for p, stream in zip(probs, streams):
+        b, line = np.nonzero((p > 0) & (bl[:, None] > 0))
+        nblk = (bl[b] + 3) // 4  # one Philox counter gives the uniforms of four slots
+        rep = np.repeat(np.arange(b.size), nblk)
+        blk = np.arange(rep.size) - np.repeat(np.cumsum(nblk) - nblk, nblk)
+        parts.append((p, b, line, rep, blk, np.full(rep.size, int(stream), np.uint32)))
+    cat = lambda k: np.concatenate([part[k] for part in parts])  # noqa: E731
+    rep_b = np.concatenate([part[1][part[3]] for part in parts]).astype(np.uint64)
+    rep_line = np.concatenate([part[2][part[3]] for part in parts]).astype(np.uint32)
+    u = rng.uniform_from_words(rng.philox4x32(key, rep_line, (sample0 + rep_b) & 0xFFFFFFFF,
+                                              cat(4).astype(np.uint32), cat(5)))  # (4, rows)
+    out, start = [], 0
+    for p, b, line, rep, blk, _ in parts:
+        uu = u[:, start:start + rep.size]
+        start += rep.size
+        slot = blk[None, :] * 4 + np.arange(4)[:, None]
+        fired = (uu < p[b[rep], line[rep]][None, :]) & (slot < bl[b[rep]][None, :])
+        bits = (fired.astype(np.uint32) << (slot % 32).astype(np.uint32)).sum(axis=0, dtype=np.uint32)
+        words = np.zeros((b.size, nwords), np.uint32)
+        np.add.at(words, (rep, blk // 8), bits)  # distinct bits: the sum is the bitwise or
+        keep = words.any(axis=1)
+        out.append((b[keep], line[keep], words[keep]))
+    return out
 
 
 def stochastic_counts(p_x, p_d, bl, key, sample0: int):
@@ -161,8 +176,7 @@ def stochastic_counts(p_x, p_d, bl, key, sample0: int):
         ``(sample, i, j, n)`` for every (sample, weight) with ``n > 0``, sorted by sample, then ``i``, ``j``.
     """
     batch = p_x.shape[0]
-    bx, jx, wx = _words(p_x, bl, key, rng.Stream.X_BITS, sample0)
-    bd, id_, wd = _words(p_d, bl, key, rng.Stream.D_BITS, sample0)
+    (bx, jx, wx), (bd, id_, wd) = _words([p_x, p_d], bl, key, [rng.Stream.X_BITS, rng.Stream.D_BITS], sample0)
     cx, cd = np.bincount(bx, minlength=batch), np.bincount(bd, minlength=batch)
     ox, od = np.cumsum(cx) - cx, np.cumsum(cd) - cd
     pairs = cx * cd

@@ -76,7 +76,8 @@ class AnalogTile:
         shape = (self.out_size, self.in_size)
         params = device.sample(shape, rng.seed_key(d2d_seed, 1)) if self.pulsed else {}
         io_state = {"forward": io.sample_io_state(config.forward, self.out_size, rng.seed_key(d2d_seed, 2)),
-                    "backward": io.sample_io_state(config.backward, self.in_size, rng.seed_key(d2d_seed, 3))}
+                    "backward": io.sample_io_state(config.backward, self.in_size, rng.seed_key(d2d_seed, 3),
+                                                transposed=True)}
         self.backend = "numpy"
         self.weights = np.zeros(shape, F32)
         self.params = params

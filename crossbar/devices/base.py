@@ -253,15 +253,27 @@ def apply_events(dev: PulsedDevice, weights, params: dict, events, key, sample0:
             pulse_counts[name] += np.bincount(widx[mask], events.n[mask], weights.size).astype(np.int64)
 
 
+_SCRATCH: dict = {}
+
+
+def _scratch(size: int, dtype):
+    """A zeroed work array reused across calls; callers must zero what they touched before returning."""
+    key = (size, np.dtype(dtype).str)
+    if key not in _SCRATCH:
+        _SCRATCH[key] = np.zeros(size, dtype)
+    return _SCRATCH[key]
+
+
 def _rank_within_weight(widx, sample, size):
     """For events sorted by sample: how many earlier samples touched the same weight."""
-    seen = np.zeros(size, np.int32)
+    seen = _scratch(size, np.int32)
     rank = np.empty(widx.size, np.int32)
     edges = np.flatnonzero(np.r_[True, sample[1:] != sample[:-1], True])
     for a, b in zip(edges[:-1], edges[1:]):  # one weight appears at most once per sample
         w = widx[a:b]
         rank[a:b] = seen[w]
         seen[w] += 1
+    seen[widx] = 0  # leave the scratch zeroed
     return rank
 
 
@@ -280,14 +292,18 @@ def _sum_unclipped(dev, target, params, events, key, s):
     z = rng.normal1(key, rng.Stream.PULSE_NOISE, widx.astype(np.uint32), s, 0)
     nf = events.n.astype(F32)
     dw = signed_step(events.up, p) * (nf + F32(dev.dw_min_std) * np.sqrt(nf) * z)
-    ups, downs = np.zeros(target.size), np.zeros(target.size)  # calloc: only touched pages cost
     rise = dw > 0
+    ups = _scratch(target.size, np.float64)
     np.add.at(ups, widx[rise], dw[rise])
-    np.add.at(downs, widx[~rise], dw[~rise])
+    up_sum = ups[widx]
+    ups[widx] = 0
+    np.add.at(ups, widx[~rise], dw[~rise])
+    down_sum = ups[widx]
+    ups[widx] = 0
     w0 = target[widx].astype(np.float64)
     hi, lo = params["max_bound"][widx].astype(np.float64), params["min_bound"][widx].astype(np.float64)
     margin = 1e-5 * (np.abs(hi) + np.abs(lo)) + 1e-30
-    safe = (w0 + ups[widx] <= hi - margin) & (w0 + downs[widx] >= lo + margin)
+    safe = (w0 + up_sum <= hi - margin) & (w0 + down_sum >= lo + margin)
     np.add.at(target, widx[safe], dw[safe])  # sequential in event (= sample) order, like the kernel
     return np.flatnonzero(~safe)
 

@@ -20,8 +20,8 @@ D2D = rng.seed_key(99, 1)
 
 def quiet(**kw):
     """IO with every non-ideality off unless named: no noise, no quantisation, no NM/BM, unbounded."""
-    base = dict(out_noise=0.0, inp_res=-1, out_res=-1, noise_management="none", bound_management="none",
-                out_bound=0.0, inp_bound=1.0)
+    base = {"out_noise": 0.0, "inp_res": -1, "out_res": -1, "noise_management": "none", "bound_management": "none",
+            "out_bound": 0.0, "inp_bound": 1.0}
     base.update(kw)
     return IOParameters(**base)
 
@@ -223,7 +223,7 @@ def test_noise_management_scales(nm, thres):
 
 def test_noise_management_abs_max_np_sum():
     x = rand(12, (20, 16), -1, 1)
-    cfg = dict(noise_management="abs_max_np_sum", nm_assumed_wmax=0.6, inp_res=-1)
+    cfg = {"noise_management": "abs_max_np_sum", "nm_assumed_wmax": 0.6, "inp_res": -1}
     y = _identity_with_nm(x, out_bound=2.0, **cfg)
     total = np.maximum(np.maximum(x, 0).sum(1), -np.minimum(x, 0).sum(1))
     alpha = np.maximum(np.abs(x).max(1), total * 0.6 / 2.0)
@@ -270,7 +270,7 @@ def test_same_key_and_sample0_reproduce_different_sample0_differs():
 def test_rng_naming_rounds_and_direction():
     batch, out, n = 6, 16, 8
     x, s0 = rand(19, (batch, n)), 1000
-    z = lambda c2: rng.normal_rows(KEY, rng.Stream.OUT_NOISE, batch, out, s0, c2)  # noqa: E731
+    z = lambda c2: rng.normal_rows(KEY, rng.Stream.OUT_NOISE, batch, out, s0, c2)
     # forward round 0 is c2 = 0; the backward pass is c2 = 1
     cfg = quiet(out_noise=0.5)
     assert np.array_equal(io.mvm(np.zeros((out, n), F32), x, cfg, KEY, s0), F32(0.5) * z(0))
@@ -280,6 +280,9 @@ def test_rng_naming_rounds_and_direction():
     cfg = IOParameters(out_noise=100.0, out_bound=1.0, out_res=-1, noise_management="none")
     y = io.mvm(np.zeros((out, n), F32), x, cfg, KEY, s0)
     assert np.array_equal(y, np.clip(F32(100) * z(8), -1, 1) * F32(16))
+    # IterativeWorstCase: factors 1, 1 (NP-sum alpha, not applied with NM none), 2, 4, 8, 16: round 5
+    y = io.mvm(np.zeros((out, n), F32), x, cfg.replace(bound_management="iterative_worst_case"), KEY, s0)
+    assert np.array_equal(y, np.clip(F32(100) * z(10), -1, 1) * F32(16))
 
 
 @pytest.mark.parametrize("nm", ["none", "abs_max"])
@@ -334,12 +337,12 @@ def _reference(w, x, cfg, state):
 
 
 @pytest.mark.parametrize("kw", [
-    dict(inp_asymmetry=0.2), dict(out_asymmetry=0.3), dict(ir_drop=1.0, ir_drop_g_ratio=2e4),
-    dict(v_offset_std=0.1, v_offset_w_min=0.0), dict(v_offset_std=0.1, v_offset_w_min=-1.0),
-    dict(r_series=0.05, v_offset_w_min=0.0), dict(r_series=0.05, v_offset_std=0.1, v_offset_w_min=-1.0),
-    dict(out_nonlinearity=0.5, out_nonlinearity_std=0.2, out_bound=12.0),
-    dict(out_nonlinearity=0.5, out_nonlinearity_std=0.2, slope_calibration=0.5, out_bound=12.0),
-    dict(r_series=0.05, slope_calibration=0.5, out_bound=12.0, v_offset_w_min=0.0),
+    {"inp_asymmetry": 0.2}, {"out_asymmetry": 0.3}, {"ir_drop": 1.0, "ir_drop_g_ratio": 2e4},
+    {"v_offset_std": 0.1, "v_offset_w_min": 0.0}, {"v_offset_std": 0.1, "v_offset_w_min": -1.0},
+    {"r_series": 0.05, "v_offset_w_min": 0.0}, {"r_series": 0.05, "v_offset_std": 0.1, "v_offset_w_min": -1.0},
+    {"out_nonlinearity": 0.5, "out_nonlinearity_std": 0.2, "out_bound": 12.0},
+    {"out_nonlinearity": 0.5, "out_nonlinearity_std": 0.2, "slope_calibration": 0.5, "out_bound": 12.0},
+    {"r_series": 0.05, "slope_calibration": 0.5, "out_bound": 12.0, "v_offset_w_min": 0.0},
 ])
 def test_deterministic_nonidealities_match_formulas(kw):
     w, x = rand(21, (24, 48), -0.6, 0.6), rand(22, (10, 48), -1.2, 1.2)
@@ -380,7 +383,7 @@ def test_sample_io_state_formulas_and_directions():
     cfg = IOParameters(out_noise=0.06, out_noise_std=0.3, out_nonlinearity=0.4, out_nonlinearity_std=0.1,
                        v_offset_std=0.05, slope_calibration=0.5, r_series=0.01, out_bound=10.0)
     st = io.sample_io_state(cfg, 40, D2D)
-    xi = lambda name: d2d_normal(D2D, name, (40,))  # noqa: E731
+    xi = lambda name: d2d_normal(D2D, name, (40,))
     assert np.array_equal(st["out_noise_values"], np.abs(0.06 * (1 + 0.3 * xi("io_out_noise"))).astype(F32))
     n = np.abs(0.4 / 10.0 * (1 + 0.1 * xi("io_out_nonlinearity"))).astype(F32)
     assert np.array_equal(st["out_nonlinearity"], n)

@@ -1,0 +1,158 @@
+"""Pulse response of a device model: N up pulses then N down pulses, repeated, on a few devices.
+
+Run ``python -m crossbar.pulse_response --device soft-bounds`` (``--help`` for the options). It writes
+``<out>/pulse_response_<device>.csv`` (one row per pulse: pulse number, direction, then the exact weight of
+every traced device) and, with matplotlib installed (``pip install "crossbar-sim[plot]"``), a PNG with the
+traces and the mean up and down step size versus the weight.
+
+Each pulse is a real tile update (physics.md 7.2): a ``(n_devices, 1)`` tile with ``BL = 1`` and no update
+management gets ``update(x=-1, d=direction, lr=1)``, for which the pulse probabilities exceed 1, so exactly one
+pulse fires per device, up for ``direction = +1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import presets
+from .config import IOParameters, TileConfig, UpdateParameters
+from .devices import PulsedDevice
+from .tile import AnalogTile
+
+
+def pulse_directions(n_steps: int, n_loops: int) -> np.ndarray:
+    """``+1`` for ``n_steps`` pulses, then ``-1`` for ``n_steps``, repeated ``n_loops`` times (int8)."""
+    one = np.r_[np.ones(n_steps, np.int8), -np.ones(n_steps, np.int8)]
+    return np.tile(one, n_loops)
+
+
+def pulse_response(dev: PulsedDevice, directions, n_devices: int = 5, seed: int = 0, w_init: float | None = None):
+    """Weights of ``n_devices`` devices after each pulse of ``directions``.
+
+    Args:
+        dev: a pulsed device config.
+        directions: int sequence of +1 (up) / -1 (down), one pulse each.
+        n_devices: number of independent devices traced (device-to-device variation applies).
+        seed: tile seed (device draws and pulse noise).
+        w_init: starting weight (default: the device's ``w_min``).
+
+    Returns:
+        float32 ``(len(directions) + 1, n_devices)``: the initial weights, then the weights after each pulse.
+    """
+    if not isinstance(dev, PulsedDevice):
+        raise ValueError(f"pulse_response needs a pulsed device, got {type(dev).__name__}")
+    cfg = TileConfig(device=dev, forward=IOParameters(is_perfect=True),
+                     update=UpdateParameters(desired_bl=1, update_management=False, update_bl_management=False))
+    tile = AnalogTile(n_devices, 1, cfg, seed=seed)
+    tile.set_weights(np.full((n_devices, 1), dev.w_min if w_init is None else w_init, np.float32))
+    x = np.full((1, 1), -1.0, np.float32)
+    ones = np.ones((1, n_devices), np.float32)
+    trace = np.empty((len(directions) + 1, n_devices), np.float32)
+    trace[0] = tile.get_weights()[:, 0]
+    for k, direction in enumerate(directions):
+        tile.update(x, float(direction) * ones, 1.0)
+        trace[k + 1] = tile.get_weights()[:, 0]
+    return trace
+
+
+def step_statistics(trace, directions, n_nodes: int = 50, smoothness: float = 0.5):
+    """Mean and std of the up and down steps as functions of the weight (Gaussian-kernel smoothing).
+
+    Returns:
+        dict with ``nodes`` (``(n_nodes,)``) and ``up_mean``, ``up_std``, ``down_mean``, ``down_std``
+        (NaN where no step was observed near a node).
+    """
+    w, steps = trace[:-1].astype(np.float64), np.diff(trace.astype(np.float64), axis=0)
+    nodes = np.linspace(w.min(), w.max(), n_nodes)
+    width = max((nodes[1] - nodes[0]) * smoothness, 1e-12) if n_nodes > 1 else 1.0
+    out = {"nodes": nodes}
+    for name, sel in (("up", np.asarray(directions) > 0), ("down", np.asarray(directions) < 0)):
+        ww, ss = w[sel].ravel(), steps[sel].ravel()
+        k = np.exp(-((nodes[:, None] - ww[None, :]) ** 2) / (2 * width**2))
+        total = k.sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (k * ss).sum(1) / total
+            std = np.sqrt(np.maximum((k * ss**2).sum(1) / total - mean**2, 0))
+        out[f"{name}_mean"] = np.where(total > 0.1, mean, np.nan)
+        out[f"{name}_std"] = np.where(total > 0.1, std, np.nan)
+    return out
+
+
+def _plot(path, name, directions, trace, stats):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw=dict(width_ratios=[2, 1]))
+    ax0.plot(trace, lw=0.8)
+    ax0.set(xlabel="pulse number", ylabel="weight", title=f"{name}: pulse response of {trace.shape[1]} devices")
+    for key, color in (("up", "tab:red"), ("down", "tab:blue")):
+        mean, std = np.abs(stats[f"{key}_mean"]), stats[f"{key}_std"]
+        ax1.plot(stats["nodes"], mean, color=color, label=f"|{key} step|")
+        ax1.fill_between(stats["nodes"], mean - std, mean + std, color=color, alpha=0.2)
+    ax1.set(xlabel="weight", ylabel="step size (mean +- std)", title="step size vs weight")
+    ax1.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crossbar.pulse_response", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="soft-bounds", help=f"one of: {', '.join(presets.DEVICES)}")
+    parser.add_argument("--n-steps", type=int, default=None,
+                        help="pulses per direction (default: (w_max - w_min) / granularity, at most 5000)")
+    parser.add_argument("--n-loops", type=int, default=2, help="up/down cycles (default 2)")
+    parser.add_argument("--n-devices", type=int, default=5, help="devices traced (default 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--noise-free", action="store_true", help="turn off cycle-to-cycle and write noise")
+    parser.add_argument("--out", default="runs", help="output folder (default: runs)")
+    parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
+    args = parser.parse_args(argv)
+    try:
+        dev = presets.device(args.device)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not isinstance(dev, PulsedDevice):
+        parser.error(f"device {args.device!r} is not pulsed: it has no pulse response")
+    for flag in ("n_loops", "n_devices"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.noise_free:
+        dev = dev.replace(dw_min_std=0.0, write_noise_std=0.0)
+    n_steps = args.n_steps or min(max(int(round((dev.w_max - dev.w_min) / dev.granularity())), 1), 5000)
+    if n_steps < 1:
+        parser.error("--n-steps must be >= 1")
+    directions = pulse_directions(n_steps, args.n_loops)
+    trace = pulse_response(dev, directions, args.n_devices, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"pulse_response_{args.device}.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["pulse", "direction"] + [f"w{i}" for i in range(trace.shape[1])])
+        writer.writerow([0, 0] + [f"{v:.7g}" for v in trace[0]])
+        for k, direction in enumerate(directions):
+            writer.writerow([k + 1, int(direction)] + [f"{v:.7g}" for v in trace[k + 1]])
+    stats = step_statistics(trace, directions, n_nodes=min(n_steps, 50))
+    print(f"{args.device}: {len(directions)} pulses on {trace.shape[1]} devices; weight range "
+          f"[{trace.min():.4g}, {trace.max():.4g}]; mean |step| up {np.nanmean(np.abs(stats['up_mean'])):.3g}, "
+          f"down {np.nanmean(np.abs(stats['down_mean'])):.3g}")
+    print(f"wrote {csv_path}")
+    if not args.no_plot:
+        try:
+            png = out / f"pulse_response_{args.device}.png"
+            _plot(png, args.device, directions, trace, stats)
+            print(f"wrote {png}")
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install 'crossbar-sim[plot]')")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
