@@ -196,9 +196,9 @@ def _dense_events(c):
     return Events(widx.astype(np.int64), b.astype(np.int32), np.abs(v).astype(np.int32), v < 0)
 
 
-def _quantise(v, res: float):
+def _quantise(v, res: float, xp=np):
     r = F32(resolution(res))
-    return v if r == 0 else np.rint(v / r) * r
+    return v if r == 0 else xp.rint(v / r) * r
 
 
 def coincidences(x, d, lr: float, dw: float, cfg: UpdateParameters, key, sample0: int) -> Events:
@@ -221,20 +221,26 @@ def coincidences(x, d, lr: float, dw: float, cfg: UpdateParameters, key, sample0
         b, i, j, n = stochastic_counts(p_x, p_d, bl, key, sample0)
         up = (x[b, j] < 0) ^ (d[b, i] < 0) ^ neg_lr
         return Events(i.astype(np.int64) * x.shape[1] + j, b, n, up)
-    p_x, p_d, bl = probabilities(x, d, lr, dw, cfg.replace(res=0.0, sto_round=False), key, sample0)
-    blf = bl.astype(F32)[:, None, None]
+    x_max, d_max = np.abs(x).max(axis=1), np.abs(d).max(axis=1)
+    bl, sd, sx = update_management(x_max, d_max, lr, dw, cfg)
+    return _dense_events(deterministic_counts(x, d, bl, sd, sx, cfg, neg_lr))
+
+
+def deterministic_counts(x, d, bl, sd, sx, cfg: UpdateParameters, neg_lr: bool, xp=np):
+    """Signed pulse counts ``(batch, out, in)`` int32 (positive = down) of the deterministic pulse types
+    (physics.md 1.5), from the update-management output ``bl, sd, sx``. Runs on NumPy or CuPy arrays."""
+    p_x = sx[:, None] * xp.abs(x)
+    p_d = sd[:, None] * xp.abs(d)
+    blf = bl.astype(F32)
     if cfg.pulse_type == PulseType.MEAN_COUNT:
-        cx = np.sign(x) * np.clip(np.rint(bl.astype(F32)[:, None] * p_x), 0, None)
-        cd = np.sign(d) * np.clip(np.rint(bl.astype(F32)[:, None] * p_d), 0, None)
-        cx = np.minimum(np.abs(cx), bl[:, None]) * np.sign(cx)
-        cd = np.minimum(np.abs(cd), bl[:, None]) * np.sign(cd)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            c = np.where(blf > 0, np.rint(cd[:, :, None] * cx[:, None, :] / np.maximum(blf, 1)), 0)
+        cx = xp.sign(x) * xp.minimum(xp.rint(blf[:, None] * p_x), blf[:, None])
+        cd = xp.sign(d) * xp.minimum(xp.rint(blf[:, None] * p_d), blf[:, None])
+        c = xp.rint(cd[:, :, None] * cx[:, None, :] / xp.maximum(blf, F32(1))[:, None, None])
     elif cfg.pulse_type == PulseType.DETERMINISTIC_IMPLICIT:
-        xh = np.sign(x) * np.clip(_quantise(p_x, cfg.x_res_implicit), 0, 1)
-        dh = np.sign(d) * np.clip(_quantise(p_d, cfg.d_res_implicit), 0, 1)
-        c = np.rint(blf * dh[:, :, None] * xh[:, None, :])
+        xh = xp.sign(x) * xp.clip(_quantise(p_x, cfg.x_res_implicit, xp), 0, 1)
+        dh = xp.sign(d) * xp.clip(_quantise(p_d, cfg.d_res_implicit, xp), 0, 1)
+        c = xp.rint(blf[:, None, None] * dh[:, :, None] * xh[:, None, :])
     else:
-        raise ValueError(f"pulse_type {cfg.pulse_type} has no pulse counts")
-    c = c.astype(np.int32)
-    return _dense_events(-c if neg_lr else c)
+        raise ValueError(f"pulse_type {cfg.pulse_type} has no deterministic pulse counts")
+    c = c.astype(xp.int32)
+    return -c if neg_lr else c

@@ -60,6 +60,7 @@ class Stream(enum.IntEnum):
     PROGRAM = 15  # weight programming noise
     TRANSFER = 16  # compound tiles: column selection, chopper flips
     QUANT = 17  # mixed-precision quantisation rounding
+    SUM_NOISE = 18  # closed-form pulse runs: c0 = weight, c1 = sample >> 2, word = sample & 3
 
 
 def philox4x32(key, c0, c1=0, c2=0, c3=0, xp=np):
@@ -130,14 +131,15 @@ def uniform_from_words(words, xp=np):
     return (words >> 8).astype(xp.float32) * _TWO_M24
 
 
-# float32 constants of the fixed log / sincos evaluations (shared with raw_kernels/philox.cuh).
-_SQRT2 = np.float32(1.41421356)
-_LN2_HI = np.float32(0.693359375)  # 9 significant bits: e * _LN2_HI is exact for |e| < 2**15
-_LN2_LO = np.float32(-2.12194440e-4)
-_LOG_C = [np.float32(c) for c in (1 / 9, 1 / 7, 1 / 5, 1 / 3)]
-_HALF_PI = np.float32(1.57079633)
-_SIN_C = [np.float32(c) for c in (1 / 362880, -1 / 5040, 1 / 120, -1 / 6)]
-_COS_C = [np.float32(c) for c in (1 / 40320, -1 / 720, 1 / 24, -1 / 2)]
+# float32 constants of the fixed log / sincos evaluations, written as the shortest decimals that round
+# trip in float32; raw_kernels/philox.cuh uses the same literals (with an f suffix).
+_SQRT2 = np.float32("1.4142135")
+_LN2_HI = np.float32("0.6933594")  # = 0.693359375, 9 significant bits: e * _LN2_HI is exact
+_LN2_LO = np.float32("-0.00021219444")
+_LOG_C = [np.float32(c) for c in ("0.11111111", "0.14285715", "0.2", "0.33333334")]  # 1/9, 1/7, 1/5, 1/3
+_HALF_PI = np.float32("1.5707964")
+_SIN_C = [np.float32(c) for c in ("0.0000027557319", "-0.0001984127", "0.008333334", "-0.16666667")]
+_COS_C = [np.float32(c) for c in ("0.000024801588", "-0.0013888889", "0.041666668", "-0.5")]
 _ONE, _TWO, _HALF = np.float32(1), np.float32(2), np.float32(0.5)
 
 
@@ -205,6 +207,15 @@ def normal1(key, stream, c0, c1=0, c2=0, xp=np):
     return xp.sqrt(np.float32(-2) * _log_f32(u1, xp)) * _sincos_2pi_f32(uniform_from_words(w[1], xp), xp)[0]
 
 
+def normal_word(key, stream, c0, c1, c2, word, xp=np):
+    """Only normal number ``word`` (0..3) of each counter, shape ``broadcast(c0, c1, c2, word)``."""
+    w = philox4x32(key, c0, c1, c2, int(stream), xp)
+    second = (xp.asarray(word) & 2) == 2  # which Box-Muller pair: words (0, 1) or (2, 3)
+    u1 = ((xp.where(second, w[2], w[0]) >> 8) + 1).astype(xp.float32) * _TWO_M24
+    c, s = _sincos_2pi_f32(uniform_from_words(xp.where(second, w[3], w[1]), xp), xp)
+    return xp.sqrt(np.float32(-2) * _log_f32(u1, xp)) * xp.where((xp.asarray(word) & 1) == 1, s, c)
+
+
 def uniform(key, stream, c0, c1=0, c2=0, xp=np):
     """Float32 uniforms, shape ``(4, *broadcast(c0, c1, c2))``; see :func:`philox4x32`."""
     return uniform_from_words(philox4x32(key, c0, c1, c2, int(stream), xp), xp)
@@ -219,6 +230,9 @@ def _packed(fn, key, stream, shape, c1, c2, xp):
     """Dense draws: flat element ``e`` of ``shape`` uses counter ``c0 = e // 4`` and word ``e % 4``."""
     shape = tuple(int(s) for s in np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape
     n = int(np.prod(shape, dtype=np.int64))
+    if xp is not np:  # one fused kernel instead of ~100 elementwise launches
+        from . import _cuda
+        return _cuda.random_rows(key, int(stream), 1, n, int(c1), int(c2), fn is normal).reshape(shape)
     vals = fn(key, stream, xp.arange((n + 3) // 4, dtype=xp.uint32), c1, c2, xp)
     return vals.T.reshape(-1)[:n].reshape(shape)
 
@@ -236,6 +250,9 @@ def normal_array(key, stream, shape, c1=0, c2=0, xp=np):
 def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp):
     """Per-sample draws: row ``b`` is named ``c1 = (sample0 + b) mod 2**32``, element ``e`` of the row
     ``c0 = e // 4`` with word ``e % 4``."""
+    if xp is not np:
+        from . import _cuda
+        return _cuda.random_rows(key, int(stream), batch, size, int(sample0), int(c2), fn is normal)
     c0 = xp.arange((size + 3) // 4, dtype=xp.uint32)[None, :]
     c1 = ((int(sample0) + xp.arange(batch, dtype=xp.uint64)) & 0xFFFFFFFF)[:, None]
     vals = fn(key, stream, c0, c1, c2, xp)  # (4, batch, ceil(size / 4))

@@ -86,6 +86,7 @@ class AnalogTile:
         self.pulse_counts = ({"up": np.zeros(shape, np.int64), "down": np.zeros(shape, np.int64)}
                              if self.pulsed and device.count_pulses else None)
         self.drift_state = None
+        self.device_counters = self.device_constants = None
         if backend != "numpy":
             self.to(backend)
 
@@ -174,12 +175,24 @@ class AnalogTile:
             if ptype == PulseType.NONE_WITH_DEVICE and self.pulsed:
                 self._store_device_weights(clip_to_bounds(self._device_weights(), self.params))
             return
-        if self.backend != "numpy":
-            raise NotImplementedError("pulsed updates on the cupy backend come with the GPU kernels")
+        if self.backend == "cupy":
+            self._update_gpu(x, d, lr)
+            return
         events = pulses.coincidences(x, d, lr, self.device.granularity(), self.config.update, self.key, start)
         flat = {k: v.reshape(-1) for k, v in self.params.items()}
         counts = None if self.pulse_counts is None else {k: v.reshape(-1) for k, v in self.pulse_counts.items()}
         apply_events(self.device, self.weights.reshape(-1), flat, events, self.key, start, counts)
+
+    def _update_gpu(self, x, d, lr):
+        from . import _cuda
+        cfg = self.config.update
+        if cfg.pulse_type == PulseType.STOCHASTIC_COMPRESSED:
+            _cuda.pulsed_update(self, x, d, lr)
+            return
+        dw = self.device.granularity()
+        bl, sd, sx = _cuda.update_management(x, d, lr, dw, cfg, f"{self!r}.update")
+        counts = pulses.deterministic_counts(x, d, bl, sd, sx, cfg, lr < 0, xp=self.xp)
+        _cuda.pulsed_update(self, x, d, lr, counts=counts)
 
     # ---- weights -------------------------------------------------------------------------------
     def get_weights(self) -> np.ndarray:
@@ -373,10 +386,18 @@ class AnalogTile:
     # ---- backend and state ---------------------------------------------------------------------
     def to(self, backend: str) -> "AnalogTile":
         """Move every array of the tile to ``backend`` ('numpy' or 'cupy'); returns the tile."""
-        get_xp(backend)  # validates the name and that the backend is usable
+        xp = get_xp(backend)  # validates the name and that the backend is usable
         move = lambda a: to_backend(a, backend)  # noqa: E731
         self.weights = move(self.weights)
-        self.params = {k: move(v) for k, v in self.params.items()}
+        # all hidden parameters live in one (n, out, in) array, rows in the order the kernels expect;
+        # the dict entries are views of it
+        names = [k for k in ("max_bound", "min_bound", "dwmin_up", "dwmin_down") if k in self.params]
+        names += [k for k in getattr(self.device, "extra_names", ()) if k not in names]
+        names += [k for k in self.params if k not in names]
+        self.param_rows = {k: r for r, k in enumerate(names)}
+        self.param_stack = xp.stack([move(self.params[k]) for k in names]) if names else xp.zeros((0,) + self.shape,
+                                                                                               F32)
+        self.params = {k: self.param_stack[r] for k, r in self.param_rows.items()}
         self.io_state = {d: {k: move(v) if hasattr(v, "shape") and v.ndim else v for k, v in s.items()}
                          for d, s in self.io_state.items()}
         if self.pulse_counts is not None:
@@ -384,7 +405,19 @@ class AnalogTile:
         if self.drift_state is not None:
             self.drift_state = {k: (v if k == "T" else move(v)) for k, v in self.drift_state.items()}
         self.backend = backend
+        self._sync_device_state()
         return self
+
+    def _sync_device_state(self) -> None:
+        """Device copies of the RNG counters and device constants (cupy backend): kernels read the sample
+        numbers from device memory, so a captured CUDA graph replays with fresh random numbers."""
+        if self.backend != "cupy":
+            self.device_counters = self.device_constants = None
+            return
+        from . import _cuda
+        xp = self.xp
+        self.device_counters = {k: xp.asarray([v], dtype=xp.uint64) for k, v in self.counters.items()}
+        self.device_constants = xp.asarray(_cuda.flat_constants(self.device)) if self.pulsed else None
 
     def state_dict(self) -> dict:
         """All mutable state as plain NumPy arrays (plus the config as JSON), for checkpoints."""
@@ -424,7 +457,8 @@ class AnalogTile:
         self.key = rng.seed_key(self.seed, 0)
         self.counters = dict(zip(_COUNTERS, (int(c) for c in state["counters"])))
         self.weights = move(np.asarray(state["weights"], F32))
-        self.params = {k: move(np.asarray(state[f"params/{k}"], F32)) for k in self.params}
+        for k in self.params:  # in place: on the GPU the entries are views of one stacked array
+            self.params[k][...] = move(np.asarray(state[f"params/{k}"], F32))
         for direction, s in self.io_state.items():
             for k in s:
                 v = state[f"io/{direction}/{k}"]
@@ -433,3 +467,4 @@ class AnalogTile:
             self.pulse_counts = {k: move(state[f"pulse_counts/{k}"]) for k in self.pulse_counts}
         drift = {k.split("/", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("drift/")}
         self.drift_state = ({k: (v if k == "T" else move(v)) for k, v in drift.items()} if drift else None)
+        self._sync_device_state()

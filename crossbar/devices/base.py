@@ -212,9 +212,8 @@ def apply_events(dev: PulsedDevice, weights, params: dict, events, key, sample0:
     """Apply the pulse counts of one update to the flat weights, in place (NumPy reference).
 
     For every weight the touched samples are applied in batch order; sample ``b`` applies its ``n``
-    pulses one after the other (or in closed form where ``dev.summing()``), each pulse ``t`` with the
-    normal ``z(widx, s, t // 4, PULSE_NOISE)[t % 4]`` where ``s = sample0 + b`` (the closed form uses
-    ``z[0]`` of ``t = 0``). Devices with write noise act on ``persistent_weights`` and then redraw the
+    pulses one after the other, each pulse ``t`` with the normal ``z(widx, s, t // 4, PULSE_NOISE)[t % 4]``
+    where ``s = sample0 + b``, or, where ``dev.summing()``, in closed form with :func:`sum_noise`. Devices with write noise act on ``persistent_weights`` and then redraw the
     visible weight as ``persistent + write_noise_std * dw_min * z(widx, s, 0, WRITE_NOISE)[0]``.
 
     Args:
@@ -289,7 +288,7 @@ def _sum_unclipped(dev, target, params, events, key, s):
     """
     widx = events.widx
     p = {k: params[k][widx] for k in ("dwmin_up", "dwmin_down")}
-    z = rng.normal1(key, rng.Stream.PULSE_NOISE, widx.astype(np.uint32), s, 0)
+    z = sum_noise(key, widx.astype(np.uint32), s)
     nf = events.n.astype(F32)
     dw = signed_step(events.up, p) * (nf + F32(dev.dw_min_std) * np.sqrt(nf) * z)
     rise = dw > 0
@@ -308,10 +307,16 @@ def _sum_unclipped(dev, target, params, events, key, s):
     return np.flatnonzero(~safe)
 
 
+def sum_noise(key, wid, s):
+    """The normal of a closed-form pulse run of weight ``wid`` in sample ``s``: word ``s & 3`` of counter
+    ``(wid, s >> 2, 0, SUM_NOISE)``, so one Philox call serves four consecutive samples of a weight."""
+    return rng.normal_word(key, rng.Stream.SUM_NOISE, wid, s >> 2, 0, s & 3)
+
+
 def _pulse_run(dev, g, n, up, p, key, wid, s):
     """Apply ``n[e]`` pulses of direction ``up[e]`` to each ``g[e]`` (one sample's coincidences)."""
     if dev.summing():
-        return dev.step_n(g, n, up, p, rng.normal1(key, rng.Stream.PULSE_NOISE, wid, s, 0))
+        return dev.step_n(g, n, up, p, sum_noise(key, wid, s))
     active = np.arange(g.size)
     for t in range(int(n.max())):
         active = active[n[active] > t]

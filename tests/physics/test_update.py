@@ -105,7 +105,7 @@ def naive_apply(dev, w, params, ev, key, sample0):
         g = dev.to_device(target[k:k + 1], p)
         up = ev.up[e:e + 1]
         if dev.summing():
-            g = dev.step_n(g, ev.n[e:e + 1], up, p, rng.normal(key, 4, k, s, 0)[0])
+            g = dev.step_n(g, ev.n[e:e + 1], up, p, rng.normal(key, rng.Stream.SUM_NOISE, k, s >> 2, 0)[s & 3])
         else:
             for t in range(int(ev.n[e])):
                 g = dev.step(g, up, p, rng.normal(key, 4, k, s, t // 4)[t % 4])

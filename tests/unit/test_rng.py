@@ -83,6 +83,13 @@ def test_normal1_is_first_normal():
     assert (rng.normal1(key, 5, c0, 2, 3) == rng.normal(key, 5, c0, 2, 3)[0]).all()
 
 
+def test_normal_word_selects_one_normal():
+    key, c0 = rng.seed_key(9), np.arange(1000, dtype=np.uint32)
+    word = c0 % 4
+    full = rng.normal(key, 5, c0, 2, 3)
+    assert (rng.normal_word(key, 5, c0, 2, 3, word) == full[word, np.arange(1000)]).all()
+
+
 def test_rows_are_named_by_sample():
     key = rng.seed_key(5)
     a = rng.normal_rows(key, rng.Stream.OUT_NOISE, 6, 9, sample0=100)

@@ -1,0 +1,224 @@
+"""The only module that loads raw_kernels/ and launches CUDA kernels.
+
+Kernels are compiled at run time by CuPy (NVRTC) from the shipped ``.cu`` sources, once per device and
+option set: :func:`module` memoises the ``RawModule`` in the process and CuPy's on-disk kernel cache
+(``~/.cupy/kernel_cache``) keeps the binaries across runs. Every kernel has one launch wrapper here that
+checks dtypes, contiguity, shapes and device of its arrays and casts every scalar explicitly (CuPy passes a
+Python float as a double and an int as a 64-bit integer).
+
+Bit-identity with the NumPy reference: the update and IO kernels are compiled with ``--fmad=false`` so that
+``a * b + c`` rounds twice, as NumPy does.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backend import get_xp
+
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "raw_kernels"
+OPTIONS = ("--std=c++17", "--fmad=false")
+#: seconds spent compiling (or loading from CuPy's disk cache) each module on first use, for benchmarks
+COMPILE_SECONDS: dict = {}
+_BLOCK = 256
+
+
+def _cp():
+    return get_xp("cupy")
+
+
+@functools.cache
+def _module_cached(name: str, device_id: int, options: tuple):
+    cp = _cp()
+    src = (KERNEL_DIR / f"{name}.cu").read_text()
+    t0 = time.perf_counter()
+    mod = cp.RawModule(code=src, options=options + (f"-I{KERNEL_DIR}",))
+    mod.compile()
+    COMPILE_SECONDS[name] = time.perf_counter() - t0
+    return mod
+
+
+def module(name: str, options: tuple = OPTIONS):
+    """The compiled ``raw_kernels/<name>.cu`` for the current device (compiled once, then cached)."""
+    return _module_cached(name, _cp().cuda.Device().id, tuple(options))
+
+
+def kernel(module_name: str, name: str):
+    return module(module_name).get_function(name)
+
+
+def check(name: str, a, dtype, shape=None):
+    """Raise ``ValueError`` unless ``a`` is a C-contiguous CuPy array of ``dtype`` (and ``shape``) on the
+    current device."""
+    cp = _cp()
+    if not isinstance(a, cp.ndarray):
+        raise ValueError(f"{name}: expected a cupy array, got {type(a).__name__}")
+    if a.dtype != np.dtype(dtype):
+        raise ValueError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(a.shape)}")
+    if a.device.id != cp.cuda.Device().id:
+        raise ValueError(f"{name}: array lives on GPU {a.device.id}, current device is {cp.cuda.Device().id}")
+    return a
+
+
+def launch(fn, grid, block, args, what: str):
+    """Launch a kernel; turn a CUDA error into a ``RuntimeError`` that says what was being done."""
+    cp = _cp()
+    try:
+        fn(grid, block, args)
+    except cp.cuda.memory.OutOfMemoryError as exc:
+        raise MemoryError(f"GPU out of memory in {what}: {exc}") from exc
+    except (cp.cuda.driver.CUDADriverError, cp.cuda.runtime.CUDARuntimeError) as exc:
+        raise RuntimeError(f"CUDA error in {what}: {exc}") from exc
+
+
+@functools.cache
+def _dummy_cached(dtype: str, device_id: int):
+    return _cp().zeros(1, dtype)
+
+
+def _dummy(dtype):
+    """A one-element array passed where a kernel's optional pointer argument is unused (CuPy has no NULL)."""
+    return _dummy_cached(np.dtype(dtype).str, _cp().cuda.Device().id)
+
+
+def blocks(n: int, block: int = _BLOCK) -> tuple:
+    return (max(1, math.ceil(n / block)),)
+
+
+# ---- device counters -------------------------------------------------------------------------------
+def counter_add(ctr, n: int, what: str):
+    """``ctr[0] += n`` on the device (kept inside a captured graph, so replays advance the counter)."""
+    launch(kernel("pulses", "counter_add"), (1,), (1,), (ctr, np.uint64(n)), what)
+
+
+# ---- pulsed update ----------------------------------------------------------------------------------
+def flat_constants(dev) -> np.ndarray:
+    """The device's tile-wide constants in the order its CUDA step function reads them: scalars as they
+    are, each array preceded by its length."""
+    out = []
+    for v in dev.scalars().values():
+        v = np.asarray(v, np.float32)
+        if v.ndim:
+            out.append(np.float32(v.size))
+            out.extend(v.tolist())
+        else:
+            out.append(v)
+    return np.asarray(out, np.float32)
+
+
+def kernel_name(dev) -> str:
+    return f"pulsed_update_{dev.step_name}"
+
+
+def update_management(x, d, lr: float, dw: float, cfg, what: str):
+    """Per-sample BL and probability scales (twin of :func:`crossbar.pulses.update_management`)."""
+    cp = _cp()
+    batch = x.shape[0]
+    bl = cp.empty(batch, np.int32)
+    sd, sx = cp.empty(batch, np.float32), cp.empty(batch, np.float32)
+    args = (x, d, np.int32(x.shape[1]), np.int32(d.shape[1]), np.float32(abs(lr)), np.float32(dw),
+            np.float32(cfg.desired_bl), np.float32(cfg.um_grad_scale), np.int32(cfg.fixed_bl),
+            np.int32(cfg.update_bl_management), np.int32(cfg.um_on), bl, sd, sx)
+    launch(kernel("pulses", "update_management"), (batch,), (256,), args, what)
+    return bl, sd, sx
+
+
+def max_train_length(lr: float, dw: float, cfg) -> int:
+    """The largest BL any sample can get (decides the word count from the config, never from data)."""
+    lam, dwf = np.float32(abs(lr)), np.float32(dw)
+    if cfg.fixed_bl or cfg.update_bl_management or dwf * np.float32(cfg.desired_bl) >= lam or lam == 0:
+        return cfg.desired_bl
+    return int(max(np.ceil(lam / dwf), np.float32(1)))
+
+
+def pulse_trains(v, bl, scale, cfg, stream: int, round_c2: int, key, ctr, nwords: int, what: str):
+    """Packed pulse trains ``(batch, nwords, size)`` uint32 of the lines of ``v`` (see pulses.cu)."""
+    from .pulses import resolution
+    cp = _cp()
+    batch, size = v.shape
+    words = cp.empty((batch, nwords, size), np.uint32)
+    args = (v, np.int32(size), np.int32(batch), bl, scale, np.float32(resolution(cfg.res)), np.int32(cfg.sto_round),
+            np.uint32(stream), np.uint32(round_c2), np.uint32(key[0]), np.uint32(key[1]), ctr, np.int32(nwords),
+            words)
+    launch(kernel("pulses", "pulse_trains"), blocks(batch * size), (_BLOCK,), args, what)
+    return words
+
+
+def pulsed_update(tile, x, d, lr: float, counts=None):
+    """Apply ``update(x, d, lr)`` to a cupy tile: stochastic trains, or the given dense signed counts
+    ``(batch, out, in)`` int32 (deterministic pulse types). Advances the tile's device update counter."""
+    from .rng import Stream
+    cp = _cp()
+    what = f"{tile!r}.update(batch={x.shape[0]})"
+    dev, cfg = tile.device, tile.config.update
+    batch = x.shape[0]
+    check("x", x, np.float32, (batch, tile.in_size))
+    check("d", d, np.float32, (batch, tile.out_size))
+    ctr = tile.device_counters["update"]
+    key = tile.key
+    dw = dev.granularity()
+    if counts is None:
+        nwords = max(math.ceil(max_train_length(lr, dw, cfg) / 31), 1)
+        bl, sd, sx = update_management(x, d, lr, dw, cfg, what)
+        wx = pulse_trains(x, bl, sx, cfg, Stream.X_BITS, 0, key, ctr, nwords, what)
+        wd = pulse_trains(d, bl, sd, cfg, Stream.D_BITS, 1, key, ctr, nwords, what)
+    else:
+        check("counts", counts, np.int32, (batch, tile.out_size, tile.in_size))
+        nwords, bl, wx, wd = 1, cp.zeros(batch, np.int32), _dummy(np.uint32), _dummy(np.uint32)
+    rows = tile.param_rows
+    stack = tile.param_stack
+    n = tile.out_size * tile.in_size
+    consts = tile.device_constants
+    pc = tile.pulse_counts
+    wn = np.float32(dev.write_noise_std * dev.dw_min)
+    args = (tile.weights, stack, np.int64(n), consts, wx, wd, _dummy(np.int32) if counts is None else counts,
+            np.int32(counts is not None), bl, np.int32(batch), np.int32(tile.out_size),
+            np.int32(tile.in_size), np.int32(nwords), np.uint32(key[0]), np.uint32(key[1]), ctr, np.int32(lr < 0),
+            np.int32(dev.summing()), np.int32(rows.get("reference", -1) if dev.has_reference else -1),
+            np.int32(rows.get("persistent_weights", -1)), wn,
+            _dummy(np.int64) if pc is None else pc["up"], _dummy(np.int64) if pc is None else pc["down"],
+            np.int32(pc is not None))
+    launch(kernel("pulses", kernel_name(dev)), blocks(n), (_BLOCK,), args, what)
+    counter_add(ctr, batch, what)
+
+
+# ---- random numbers -----------------------------------------------------------------------------------
+def philox_words(key, c0, c1: int, c2: int, c3: int, normals: bool = False):
+    """``(4, n)`` Philox words (uint32) or the four normals of each counter (float32) for counters
+    ``(c0[t], c1, c2, c3)``: the twins of :func:`crossbar.rng.philox4x32` and :func:`crossbar.rng.normal`."""
+    cp = _cp()
+    c0 = check("c0", cp.ascontiguousarray(c0, dtype=np.uint32), np.uint32)
+    n = c0.size
+    out = cp.empty((4, n), np.float32 if normals else np.uint32)
+    args = (c0, np.int64(n), np.uint32(c1), np.uint32(c2), np.uint32(c3), np.uint32(key[0]), np.uint32(key[1]),
+            np.int32(normals), out)
+    launch(kernel("rng", "philox_words"), blocks(n), (_BLOCK,), args, "philox_words")
+    return out
+
+
+def philox_normals(key, c0, c1: int, c2: int, c3: int):
+    return philox_words(key, c0, c1, c2, c3, normals=True)
+
+
+def random_rows(key, stream: int, batch: int, size: int, sample0: int = 0, c2: int = 0, normals: bool = True,
+                ctr=None):
+    """``(batch, size)`` float32 normals or uniforms named as :func:`crossbar.rng.normal_rows`; the first
+    sample number is ``ctr[0] + sample0`` when a device counter ``ctr`` is given (graph replays), else
+    ``sample0``."""
+    cp = _cp()
+    out = cp.empty((batch, size), np.float32)
+    groups = (size + 3) // 4
+    args = (np.uint32(key[0]), np.uint32(key[1]), np.uint32(stream), np.int32(batch), np.int32(size),
+            _dummy(np.uint64) if ctr is None else ctr, np.int32(ctr is not None), np.uint64(sample0),
+            np.uint32(c2), np.int32(normals), out)
+    launch(kernel("rng", "random_rows"), blocks(batch * groups), (_BLOCK,), args, "random_rows")
+    return out

@@ -1,0 +1,481 @@
+"""The main job: train the 784-256-128-10 sigmoid MLP on MNIST with analog (or digital) weights.
+
+The network and loss are those of Gokmen & Vlasov 2016 (Front. Neurosci. 10:333) as set up in the
+incumbent's ``examples/03_mnist_training.py``: three fully connected layers with biases, sigmoid hidden
+units, LogSoftmax and the negative log-likelihood averaged over the mini-batch; pixels scaled to [0, 1];
+weights and biases initialised ``U(-1/sqrt(in), 1/sqrt(in))``. Defaults reproduce that example: ConstantStep
+devices with default IO, ``AnalogSGD`` at lr 0.05 halved every 10 epochs, batch 64, 30 epochs.
+
+    python -m models.mnist                                   # the incumbent's example set-up
+    python -m models.mnist --digital --out runs/digital      # floating-point baseline, same init
+    python -m models.mnist --batch-size 1 --lr 0.01 --schedule paper --out runs/paper   # the paper's set-up
+    python -m models.mnist --epochs 1 --train-samples 6000 --out runs/quick            # a quick look
+    python -m models.mnist --resume --out runs/paper         # continue a stopped run exactly
+
+Schedules (``--schedule``): ``step:N:G`` multiplies the lr by G every N epochs (default ``step:10:0.5``);
+``multistep:M1,M2,...:G`` multiplies it by G at each milestone epoch; ``paper`` is ``multistep:10,20:0.5``,
+i.e. lr, lr/2, lr/4 for epochs 1-10, 11-20, 21+ (with ``--lr 0.01``: the paper's 0.01, 0.005, 0.0025);
+``constant``. The schedule scales whatever ``--lr`` is given.
+
+Reproducibility. The layer seeds derive from ``--seed`` (digital and analog runs start from the same
+weights), the data order of epoch e is the argsort of Philox words named by (seed, e), and every random
+draw of the tiles is named by their counters. A run stopped at any checkpoint and continued with ``--resume``
+therefore ends with exactly the weights of an uninterrupted run.
+
+Output in ``--out`` (default ``runs/mnist``): ``metrics.jsonl`` (one JSON object per epoch: epoch, lr,
+train_loss, test_loss, test_accuracy, seconds), ``checkpoint.npz`` (written atomically at the end of every
+epoch, and every ``--checkpoint-every`` steps), ``config.json`` and, with matplotlib, ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from crossbar import rng
+from crossbar.backend import BACKENDS, get_xp
+from crossbar.presets import DEVICES, tile_config
+
+from .autograd import Array, Tensor, no_grad
+from .checkpoint import CheckpointError, load_checkpoint, restore_training, save_training
+from .data import DataError, load_mnist
+from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss
+from .optim import SGD, AnalogSGD, ConstantLR, LRScheduler, MultiStepLR, Optimizer, StepLR
+
+SIZES = (784, 256, 128, 10)
+#: key paths under the run seed (distinct from the tile keys, which derive from the layer seeds)
+LAYER_PATH, SHUFFLE_PATH = 0x4C415952, 0x53485546  # "LAYR", "SHUF"
+CHECKPOINT = "checkpoint.npz"
+#: options that define a run: on --resume they are taken from the checkpoint and may not be changed
+RUN_OPTIONS = ("device", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias", "train_samples",
+               "test_samples", "data_dir")
+
+
+# ---- model, data order, one training step ---------------------------------------------------------------
+
+
+def layer_seeds(seed: int, n: int = 3) -> list[int]:
+    """Seeds of the ``n`` layers of a run: the 64-bit ``seed_key(seed, LAYER_PATH, i)``."""
+    return [int(k[0]) | int(k[1]) << 32 for k in (rng.seed_key(seed, LAYER_PATH, i) for i in range(n))]
+
+
+def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int = 0, backend: str = "numpy",
+              digital_bias: bool = False, sizes: tuple[int, ...] = SIZES) -> Sequential:
+    """The sigmoid MLP: Linear/AnalogLinear layers of ``sizes`` with Sigmoid between them and LogSoftmax last.
+
+    Args:
+        digital: floating-point ``Linear`` layers instead of analog tiles (the same initial weights).
+        device: a :data:`crossbar.presets.DEVICES` name (its :func:`~crossbar.presets.tile_config`).
+        seed: run seed (layer seeds from :func:`layer_seeds`).
+        backend: 'numpy' or 'cupy'.
+        digital_bias: analog layers keep their biases digital instead of as an extra tile column.
+    """
+    seeds = layer_seeds(seed, len(sizes) - 1)
+    config = None if digital else tile_config(device)
+    layers: list[Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if digital:
+            layers.append(Linear(n_in, n_out, seed=seeds[i], backend=backend))
+        else:
+            layers.append(AnalogLinear(n_in, n_out, config=config, seed=seeds[i], digital_bias=digital_bias,
+                                       backend=backend))
+        layers.append(Sigmoid() if i < len(sizes) - 2 else LogSoftmax())
+    return Sequential(*layers)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the ``n`` training samples in epoch ``epoch`` (0-based): a permutation, int64 ``[n]``.
+
+    Sort keys are Philox words named by (element // 4, epoch, 0, D2D) under ``seed_key(seed, SHUFFLE_PATH)``
+    (word element % 4); ties (rare for 32-bit keys) keep index order.
+    """
+    key = rng.seed_key(seed, SHUFFLE_PATH)
+    words = rng.philox4x32(key, np.arange((n + 3) // 4, dtype=np.uint32), epoch, 0, int(rng.Stream.D2D))
+    return np.argsort(words.T.reshape(-1)[:n], kind="stable")
+
+
+def train_step(model: Module, optimizer: Optimizer, x: Array, y: Array) -> Array:
+    """One SGD step on the batch ``(x [batch, 784] float32, y [batch] int)``: forward, backward, update.
+
+    Returns the batch's mean loss as a 0-d array on the model's backend. Nothing here reads a device array on
+    the host, so on CuPy the step runs without host synchronisation (as far as the tiles do).
+    """
+    optimizer.zero_grad()
+    loss = nll_loss(model(Tensor(x)), y)
+    loss.backward()
+    optimizer.step()
+    return loss.data
+
+
+def evaluate(model: Module, x: Array, y: Array, batch: int = 1000) -> tuple[float, float]:
+    """``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode, without recording a graph."""
+    xp = get_xp("cupy" if type(x).__module__.startswith("cupy") else "numpy")
+    correct = xp.zeros((), xp.int64)
+    total = xp.zeros((), xp.float64)
+    model.eval()
+    with no_grad():
+        for s in range(0, len(x), batch):
+            logp = model(Tensor(x[s:s + batch]))
+            correct += (logp.data.argmax(axis=1) == y[s:s + batch]).sum()
+            total += nll_loss(logp, y[s:s + batch]).data * len(logp.data)
+    model.train()
+    return float(correct) / len(x), float(total) / len(x)
+
+
+# ---- options ------------------------------------------------------------------------------------------------
+
+
+def make_scheduler(spec: str, optimizer: Optimizer) -> LRScheduler:
+    """The scheduler named by a ``--schedule`` string (see the module docstring)."""
+    kind, args = parse_schedule(spec)
+    if kind == "constant":
+        return ConstantLR(optimizer)
+    if kind == "step":
+        return StepLR(optimizer, args[0], args[1])
+    return MultiStepLR(optimizer, args[0], args[1])
+
+
+def parse_schedule(spec: str) -> tuple[str, tuple]:
+    """Parse ``constant``, ``paper``, ``step:N:G`` or ``multistep:M1,M2,...:G``; ValueError if malformed."""
+    spec = spec.strip().lower()
+    if spec == "constant":
+        return "constant", ()
+    if spec == "paper":
+        return "multistep", ([10, 20], 0.5)
+    parts = spec.split(":")
+    try:
+        if parts[0] == "step" and len(parts) == 3:
+            n, g = int(parts[1]), float(parts[2])
+            if n >= 1 and 0 < g < math.inf:
+                return "step", (n, g)
+        if parts[0] == "multistep" and len(parts) == 3:
+            ms, g = [int(m) for m in parts[1].split(",")], float(parts[2])
+            if ms == sorted(set(ms)) and ms[0] >= 1 and 0 < g < math.inf:
+                return "multistep", (ms, g)
+    except ValueError:
+        pass
+    raise ValueError(f"invalid schedule {spec!r}: use 'constant', 'paper', 'step:N:GAMMA' (e.g. step:10:0.5) "
+                     f"or 'multistep:E1,E2,...:GAMMA' (e.g. multistep:10,20:0.5), with N, Ei >= 1 increasing "
+                     f"and GAMMA > 0")
+
+
+def _schedule_type(text: str) -> str:
+    try:
+        parse_schedule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= v < 2**64:
+        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**64), got {v}")
+    return v
+
+
+def _lr(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"learning rate must be a finite number > 0, got {text}")
+    return v
+
+
+def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
+    """The command-line parser (with ``suppress_defaults``: one that reports only the options given)."""
+    p = argparse.ArgumentParser(
+        prog="python -m models.mnist",
+        description="Train the 784-256-128-10 sigmoid MLP on MNIST with analog crossbar tiles (or digitally).",
+        epilog="Example: python -m models.mnist --epochs 1 --train-samples 6000 --out runs/quick",
+        argument_default=argparse.SUPPRESS if suppress_defaults else None)
+
+    def add(*names, default=None, **kw):
+        if not suppress_defaults:
+            kw["default"] = default
+        p.add_argument(*names, **kw)
+
+    add("--device", default="constant-step", choices=sorted(DEVICES), metavar="NAME",
+        help="device preset for the analog tiles (default: constant-step); one of: " + ", ".join(sorted(DEVICES)))
+    add("--lr", default=0.05, type=_lr, help="learning rate (default: 0.05)")
+    add("--schedule", default="step:10:0.5", type=_schedule_type,
+        help="lr schedule: step:N:GAMMA, multistep:E1,E2:GAMMA, paper (= multistep:10,20:0.5), constant "
+             "(default: step:10:0.5)")
+    add("--epochs", default=30, type=_positive_int, help="number of epochs (default: 30)")
+    add("--batch-size", default=64, type=_positive_int, help="mini-batch size (default: 64)")
+    add("--seed", default=0, type=_seed, help="run seed: initial weights, device variations, noise, data order")
+    add("--backend", default="numpy", choices=BACKENDS, help="array backend (default: numpy)")
+    add("--digital", default=False, action="store_true", help="floating-point Linear layers (baseline)")
+    add("--digital-bias", default=False, action="store_true",
+        help="analog layers keep their bias digital (default: an extra analog column, as the incumbent)")
+    add("--out", default="runs/mnist", help="output directory (default: runs/mnist)")
+    add("--resume", default=False, action="store_true",
+        help="continue the run in --out from its checkpoint (run options are taken from it)")
+    add("--overwrite", default=False, action="store_true", help="start afresh even if --out holds a run")
+    add("--train-samples", default=None, type=_positive_int, help="use the first N training images only")
+    add("--test-samples", default=None, type=_positive_int, help="use the first N test images only")
+    add("--data-dir", default=None, help="directory of an IDX data set in MNIST's layout (default: shipped MNIST)")
+    add("--checkpoint-every", default=0, type=_non_negative_int,
+        help="also checkpoint every N steps within an epoch (default: 0, only at epoch ends)")
+    add("--no-plot", default=False, action="store_true", help="do not write curves.png")
+    add("--no-progress", default=False, action="store_true", help="no progress bar")
+    return p
+
+
+# ---- output helpers ---------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot_curves(history: list[dict], path: Path) -> bool:
+    """Save train/test loss and test accuracy against the epoch as a PNG; False without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax1.plot(epochs, [h["test_loss"] for h in history], "s-", label="test")
+    ax1.set(xlabel="epoch", ylabel="NLL loss", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-")
+    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+class _Progress:
+    """tqdm if importable, else a small bar on stderr."""
+
+    def __init__(self, total: int, initial: int, desc: str, enabled: bool):
+        self.bar = None
+        self.total, self.n, self.desc, self.enabled = total, initial, desc, enabled
+        self.t0 = self.last = time.perf_counter()
+        if not enabled:
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch", mininterval=2.0, file=sys.stderr,
+                        dynamic_ncols=True)
+
+    def due(self) -> bool:
+        """Whether a refresh is due (the caller then reads the running loss: one host read per refresh)."""
+        return self.enabled and time.perf_counter() - self.last >= 2.0
+
+    def update(self, n: int, loss: float | None = None) -> None:
+        self.n += n
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            self.bar.update(n)
+            if loss is not None:
+                self.last = time.perf_counter()
+            return
+        if loss is not None:
+            self.last = time.perf_counter()
+            rate = (self.n) / max(self.last - self.t0, 1e-9)
+            end = "\r" if sys.stderr.isatty() else "\n"
+            print(f"{self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%) loss {loss:.4f} "
+                  f"{rate:.1f} batch/s", end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+# ---- the run ---------------------------------------------------------------------------------------------
+
+
+def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.ArgumentParser, tuple | None]:
+    """Parse the options; with --resume, take the run options from the checkpoint."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    given = vars(make_parser(suppress_defaults=True).parse_args(argv))
+    out = Path(args.out)
+    ckpt = out / CHECKPOINT
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other")
+    if not args.resume:
+        if ckpt.exists() and not args.overwrite:
+            parser.error(f"{out} already holds a run ({ckpt}); use --resume to continue it, --overwrite to "
+                         f"start afresh, or another --out")
+        return args, parser, None
+    if not ckpt.exists():
+        parser.error(f"--resume: no checkpoint {ckpt} to resume from")
+    try:
+        arrays, meta = load_checkpoint(ckpt)
+    except CheckpointError as exc:
+        parser.error(f"--resume: {exc}")
+    saved = meta.get("run", {})
+    for name in RUN_OPTIONS:
+        if name in given and given[name] != saved.get(name):
+            parser.error(f"--resume: --{name.replace('_', '-')} {given[name]} differs from the checkpoint's "
+                         f"{saved.get(name)} (run options cannot change; --epochs, --backend can)")
+        setattr(args, name, saved.get(name))
+    if "epochs" not in given:
+        args.epochs = saved.get("epochs", args.epochs)
+    return args, parser, (arrays, meta)
+
+
+def run(argv: list[str] | None = None) -> list[dict]:
+    """Parse ``argv``, train, and return the per-epoch metrics (see the module docstring)."""
+    args, parser, resume = _resolve(argv)
+    xp = None
+    try:
+        xp = get_xp(args.backend)
+    except RuntimeError as exc:
+        parser.error(str(exc))
+    try:
+        x_train, y_train, x_test, y_test = load_mnist(args.data_dir)
+    except DataError as exc:
+        parser.error(str(exc))
+    for name, n, total in (("--train-samples", args.train_samples, len(x_train)),
+                           ("--test-samples", args.test_samples, len(x_test))):
+        if n is not None and n > total:
+            parser.error(f"{name} {n} exceeds the {total} images of the data set")
+    x_train, y_train = x_train[:args.train_samples], y_train[:args.train_samples]
+    x_test, y_test = x_test[:args.test_samples], y_test[:args.test_samples]
+    if args.backend != "numpy":
+        x_train, y_train, x_test, y_test = (xp.asarray(a) for a in (x_train, y_train, x_test, y_test))
+
+    model = build_mlp(digital=args.digital, device=args.device, seed=args.seed, backend=args.backend,
+                      digital_bias=args.digital_bias)
+    optimizer = SGD(model.parameters(), args.lr) if args.digital else AnalogSGD(model, args.lr)
+    scheduler = make_scheduler(args.schedule, optimizer)
+    run_config = {name: getattr(args, name) for name in RUN_OPTIONS}
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path, ckpt_path = out / "metrics.jsonl", out / CHECKPOINT
+    history: list[dict] = []
+    epoch, step0, loss_sum, seconds0 = 0, 0, 0.0, 0.0
+    if resume is not None:
+        arrays, meta = resume
+        try:
+            extra = restore_training(arrays, meta, model, optimizer, scheduler, source=str(ckpt_path))
+        except CheckpointError as exc:
+            parser.error(f"--resume: {exc}")
+        history, epoch, step0 = meta["history"], meta["epoch"], meta["step"]
+        loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
+    n, batch = len(x_train), args.batch_size
+    steps = -(-n // batch)
+    if step0 >= steps:  # a checkpoint written at the last step of an epoch is completed below
+        step0 = steps
+    _write_atomic(out / "config.json", json.dumps({**vars(args), "sizes": SIZES}, indent=2) + "\n")
+    _write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
+    print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {n} training and "
+          f"{len(x_test)} test images, batch {batch}, lr {args.lr} ({args.schedule}), seed {args.seed}, "
+          f"backend {args.backend}" + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
+          flush=True)
+
+    def checkpoint(epoch_done: int, step: int, loss_total: float, seconds: float) -> None:
+        save_training(ckpt_path, model, optimizer, scheduler,
+                      meta={"run": run_config, "epochs": args.epochs, "epoch": epoch_done, "step": step,
+                            "seconds": seconds, "history": history},
+                      arrays={"loss_sum": np.float64(loss_total)})
+
+    while epoch < args.epochs:
+        t0 = time.perf_counter() - seconds0
+        order = epoch_order(args.seed, epoch, n)
+        if args.backend != "numpy":
+            order = xp.asarray(order)
+        running = xp.asarray(loss_sum, dtype=xp.float64)  # device accumulator: read once per refresh
+        bar = _Progress(steps, step0, f"epoch {epoch + 1}/{args.epochs}", not args.no_progress)
+        for step in range(step0, steps):
+            idx = order[step * batch:(step + 1) * batch]
+            running += train_step(model, optimizer, x_train[idx], y_train[idx])
+            done = step + 1
+            bar.update(1, float(running) / done if bar.due() else None)
+            if args.checkpoint_every and done % args.checkpoint_every == 0 and done < steps:
+                checkpoint(epoch, done, float(running), time.perf_counter() - t0)
+        bar.close()
+        train_loss = float(running) / steps
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}; stopping")
+        train_seconds = time.perf_counter() - t0
+        accuracy, test_loss = evaluate(model, x_test, y_test)
+        record = {"epoch": epoch + 1, "lr": optimizer.lr, "train_loss": train_loss, "test_loss": test_loss,
+                  "test_accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 3),
+                  "train_seconds": round(train_seconds, 3)}
+        history.append(record)
+        scheduler.step()
+        epoch, step0, loss_sum, seconds0 = epoch + 1, 0, 0.0, 0.0
+        checkpoint(epoch, 0, 0.0, 0.0)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        print(f"epoch {record['epoch']:3d}  lr {record['lr']:.5g}  train loss {train_loss:.4f}  test loss "
+              f"{test_loss:.4f}  test accuracy {100 * accuracy:.2f}%  ({record['seconds']:.1f} s)", flush=True)
+        if not args.no_plot:
+            plot_curves(history, out / "curves.png")
+    if history:
+        print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% after {history[-1]['epoch']} epochs "
+              f"({sum(h['seconds'] for h in history):.0f} s); output in {out}")
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except KeyboardInterrupt:
+        print("\ninterrupted; continue from the last checkpoint with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

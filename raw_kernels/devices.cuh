@@ -1,0 +1,115 @@
+// Device update rules: the CUDA twins of the pure step functions in crossbar/devices/*.py.
+//
+// Each device is a struct with
+//   step(w, up, p, xi, c)        one pulse on weight w (device space), clipped to the element bounds
+//   step_n(w, n, up, p, xi, c)   n same-sign pulses in closed form (summing devices only)
+// p points at the element's parameters, strided by `stride` floats: p[0] max_bound, p[S] min_bound,
+// p[2S] dwmin_up, p[3S] dwmin_down, p[4S...] the device's extra_names in order. c holds the tile-wide
+// constants in the order of the Python device's scalars(). Every expression mirrors the NumPy one
+// operation by operation (compiled without FMA contraction).
+#pragma once
+
+namespace xb {
+
+struct ElementParams {
+  const float* p;
+  long long stride;
+  __device__ __forceinline__ float operator[](int k) const { return p[k * stride]; }
+};
+
+enum { MAXB = 0, MINB = 1, DUP = 2, DDN = 3, EX0 = 4, EX1 = 5, EX2 = 6 };
+
+__device__ __forceinline__ float clip_bounds(float w, const ElementParams& p) {
+  return fminf(fmaxf(w, p[MINB]), p[MAXB]);
+}
+
+__device__ __forceinline__ float signed_step(bool up, const ElementParams& p) { return up ? p[DUP] : -p[DDN]; }
+
+struct constant_step {
+  // c: [dw_min_std]
+  __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
+    return clip_bounds(w + signed_step(up, p) * (1.0f + c[0] * xi), p);
+  }
+  __device__ static float step_n(float w, int n, bool up, const ElementParams& p, float xi, const float* c) {
+    const float nf = (float)n;
+    return clip_bounds(w + signed_step(up, p) * (nf + c[0] * sqrtf(nf) * xi), p);
+  }
+};
+
+struct linear_step {
+  // c: [dw_min_std, mult_noise]; extras: slope_up, slope_down
+  __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
+    const float a = up ? p[EX0] : p[EX1];
+    const float dlt = up ? p[DUP] : p[DDN];
+    const float noise = 1.0f + c[0] * xi;
+    const float dw = c[1] != 0.0f ? (a * w + dlt) * noise : a * w + dlt * noise;
+    return clip_bounds(up ? w + dw : w - dw, p);
+  }
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
+struct soft_bounds_reference_step {
+  // c: [dw_min_std, mult_noise]; extras: reference (applied by the caller: the rule acts on g = w + ref)
+  __device__ static float step(float g, bool up, const ElementParams& p, float xi, const float* c) {
+    const float b = up ? p[MAXB] : p[MINB];
+    const float dlt = up ? p[DUP] : p[DDN];
+    const float ratio = (up ? b > 0.0f : b < 0.0f) ? g / b : 0.0f;
+    const float sxi = c[0] * xi;
+    const float dw = c[1] != 0.0f ? dlt * (1.0f - ratio) * (1.0f + sxi) : dlt * (1.0f - ratio + sxi);
+    return clip_bounds(up ? g + dw : g - dw, p);
+  }
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
+struct exp_step {
+  // c: [dw_min_std, A_up, A_down, gamma_up, gamma_down, two_a, b, dw_min_std_add, dw_min_std_slope,
+  //     complex_noise]
+  __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
+    const float span = p[MAXB] - p[MINB];
+    const float z = span > 0.0f ? c[5] * w / span + c[6] : c[6];
+    const float y = up ? 1.0f - c[1] * expf(c[3] * z) : 1.0f - c[2] * expf(-c[4] * z);
+    const float dw = fmaxf(y, 0.0f) * (up ? p[DUP] : -p[DDN]);
+    if (c[9] != 0.0f) {
+      const float sigma = c[0] * (fabsf(dw) + c[7] + c[8] * fabsf(w));
+      return clip_bounds(w + dw + sigma * xi, p);
+    }
+    return clip_bounds(w + dw * (1.0f + c[0] * xi), p);
+  }
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
+struct pow_step {
+  // c: [dw_min_std]; extras: gamma_up, gamma_down (PowStepReference adds reference, applied by the caller)
+  __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
+    const float span = p[MAXB] - p[MINB];
+    const float safe = span > 0.0f ? span : 1.0f;
+    const float base = (up ? p[MAXB] - w : w - p[MINB]) / safe;
+    const float gamma = up ? p[EX0] : p[EX1];
+    const float mag = (up ? p[DUP] : p[DDN]) * powf(fmaxf(base, 0.0f), gamma);
+    const float dw = mag * (1.0f + c[0] * xi);
+    return clip_bounds(span > 0.0f ? (up ? w + dw : w - dw) : w, p);
+  }
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
+struct piecewise_step {
+  // c: [dw_min_std, n_nodes, nodes_up[n], n_nodes, nodes_down[n]]
+  __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
+    const int n = (int)c[1];
+    const float* nodes = up ? c + 2 : c + 3 + n;
+    const int sections = n - 1;
+    const float span = p[MAXB] - p[MINB];
+    float v = nodes[0];
+    if (sections > 0 && span > 0.0f) {
+      const float q = fmaxf((w - p[MINB]) / span * (float)sections, 0.0f);
+      const int k = (int)fminf(floorf(q), (float)(sections - 1));
+      const float t = fminf(q - (float)k, 1.0f);
+      v = (1.0f - t) * nodes[k] + t * nodes[min(k + 1, sections)];
+    }
+    const float dw = v * (up ? p[DUP] : -p[DDN]) * (1.0f + c[0] * xi);
+    return clip_bounds(w + dw, p);
+  }
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
+}  // namespace xb
