@@ -30,10 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crossbar.backend import get_xp  # noqa: E402
-from models.data import load_mnist  # noqa: E402
-from models.mnist import build_mlp, epoch_order, train_step  # noqa: E402
-from models.optim import SGD, AnalogSGD  # noqa: E402
+from crossbar.backend import get_xp
+from models.data import load_mnist
+from models.mnist import build_mlp, epoch_order, train_step
+from models.optim import SGD, AnalogSGD
 
 SETUPS = ((64, 0.05), (1, 0.01))
 
@@ -80,6 +80,42 @@ def time_setup(batch, lr, digital, backend, repeats, steps, sync):
     return statistics.median(per_sample), min(per_sample), max(per_sample)
 
 
+def split_setup(batch, lr, backend, steps, sync):
+    """Wall time per sample inside each AnalogTile method versus everything else (models/, NumPy glue)."""
+    from crossbar.tile import AnalogTile
+    model, opt, batches = setup(batch, lr, False, backend, warmup=3)
+    work = [next(batches) for _ in range(steps)]
+    spent = dict.fromkeys(("forward", "backward", "update", "post_update_step"), 0.0)
+    originals = {name: getattr(AnalogTile, name) for name in spent}
+
+    def timed(name, fn):
+        def wrapper(self, *a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(self, *a, **k)
+            finally:
+                sync()
+                spent[name] += time.perf_counter() - t0
+        return wrapper
+
+    for name, fn in originals.items():
+        setattr(AnalogTile, name, timed(name, fn))
+    try:
+        sync()
+        t0 = time.perf_counter()
+        for xb, yb in work:
+            train_step(model, opt, xb, yb)
+        sync()
+        total = time.perf_counter() - t0
+    finally:
+        for name, fn in originals.items():
+            setattr(AnalogTile, name, fn)
+    scale = 1e6 / (steps * batch)
+    parts = {f"tile.{k}": v * scale for k, v in spent.items()}
+    parts["models/ (autograd, activations, loss, SGD glue)"] = (total - sum(spent.values())) * scale
+    return total * scale, parts
+
+
 def profile_setup(batch, lr, backend, steps, top):
     model, opt, batches = setup(batch, lr, False, backend, warmup=3)
     work = [next(batches) for _ in range(steps)]
@@ -108,7 +144,7 @@ def main(argv=None):
     ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown per batch size")
     ap.add_argument("--top", type=int, default=25, help="functions shown per profile table")
     args = ap.parse_args(argv)
-    sync = lambda: None  # noqa: E731
+    sync = lambda: None
     if args.backend == "cupy":
         import cupy
         sync = cupy.cuda.Device().synchronize
@@ -124,6 +160,12 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     for batch, lr, kind, med, lo, hi in rows:
         print(f"| {batch} | {lr} | {kind} | {med:.1f} | {lo:.1f} | {hi:.1f} |")
+    print("\n## Where the time goes (wall time per sample, us; analog ConstantStep)")
+    print("| batch | total | tile.forward | tile.backward | tile.update | tile.post_update_step | models/ and glue |")
+    print("|---" * 7 + "|")
+    for batch, lr in SETUPS:
+        total, parts = split_setup(batch, lr, args.backend, args.steps or (20 if batch > 1 else 200), sync)
+        print(f"| {batch} | {total:.1f} | " + " | ".join(f"{v:.1f}" for v in parts.values()) + " |")
     if args.profile:
         for batch, lr in SETUPS:
             profile_setup(batch, lr, args.backend, args.steps or (20 if batch > 1 else 200), args.top)

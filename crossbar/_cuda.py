@@ -69,11 +69,11 @@ def check(name: str, a, dtype, shape=None):
     return a
 
 
-def launch(fn, grid, block, args, what: str):
+def launch(fn, grid, block, args, what: str, shared_mem: int = 0):
     """Launch a kernel; turn a CUDA error into a ``RuntimeError`` that says what was being done."""
     cp = _cp()
     try:
-        fn(grid, block, args)
+        fn(grid, block, args, shared_mem=shared_mem)
     except cp.cuda.memory.OutOfMemoryError as exc:
         raise MemoryError(f"GPU out of memory in {what}: {exc}") from exc
     except (cp.cuda.driver.CUDADriverError, cp.cuda.runtime.CUDARuntimeError) as exc:
@@ -187,7 +187,10 @@ def pulsed_update(tile, x, d, lr: float, counts=None):
             np.int32(rows.get("persistent_weights", -1)), wn,
             _dummy(np.int64) if pc is None else pc["up"], _dummy(np.int64) if pc is None else pc["down"],
             np.int32(pc is not None))
-    launch(kernel("pulses", kernel_name(dev)), blocks(n), (_BLOCK,), args, what)
+    grid = (math.ceil(tile.in_size / 32), math.ceil(tile.out_size / 8))
+    chunk = max(1, 32 // nwords)
+    shared = 4 * chunk * nwords * (32 + 8)
+    launch(kernel("pulses", kernel_name(dev)), grid, (_BLOCK,), args, what, shared_mem=shared)
     counter_add(ctr, batch, what)
 
 
@@ -222,3 +225,141 @@ def random_rows(key, stream: int, batch: int, size: int, sample0: int = 0, c2: i
             np.uint32(c2), np.int32(normals), out)
     launch(kernel("rng", "random_rows"), blocks(batch * groups), (_BLOCK,), args, "random_rows")
     return out
+
+
+# ---- IO-managed MVM ---------------------------------------------------------------------------------
+_FUSED_NM = {"none": 0, "abs_max": 1, "max": 2, "constant": 3}
+_FUSED_MAX_SHARED = 48 * 1024
+#: the fused kernel is chosen up to this many multiply-adds per call (above it cuBLAS wins); a pure function
+#: of the shapes, as DESIGN.md decision 7 asks
+FUSED_MAX_MACS = 2**28
+
+
+def fused_mvm_supported(cfg, n_in: int, n_out: int) -> bool:
+    """Whether :func:`io_mvm` implements ``cfg`` (the common settings) at this size."""
+    from .config import BoundManagement
+    if _mvm_shared(n_in, n_out) > _FUSED_MAX_SHARED:
+        return False
+    if cfg.is_perfect:
+        return True
+    return (cfg.noise_management.value in _FUSED_NM
+            and cfg.bound_management in (BoundManagement.NONE, BoundManagement.ITERATIVE)
+            and cfg.ir_drop == 0 and cfg.out_nonlinearity == 0 and cfg.v_offset_std == 0 and cfg.r_series == 0
+            and cfg.out_noise_std == 0)
+
+
+def _mvm_shared(n_in: int, n_out: int) -> int:
+    """Bytes of shared memory of one io_mvm block: the input twice, the outputs, 2 x 8 x 32 partial sums."""
+    return 4 * (2 * n_in + n_out + 512)
+
+
+#: below this batch size the fused MVM splits each sample's outputs over blocks of 32 (a pure function of
+#: the batch size): small batches would otherwise leave most of the GPU idle
+SPLIT_BELOW_BATCH = 128
+
+
+def use_fused_mvm(cfg, n_in: int, n_out: int, batch: int) -> bool:
+    """Kernel choice for one MVM: fused kernel for supported configs and moderate sizes, else the xp reference
+    around cuBLAS."""
+    return fused_mvm_supported(cfg, n_in, n_out) and batch * n_in * n_out <= FUSED_MAX_MACS
+
+
+def bm_rounds(cfg, transposed: bool) -> int:
+    """Number of bound-management rounds at most (the schedule of crossbar.io, factors 1, 2, 4, ...)."""
+    from .config import BoundManagement
+    from .io import quant_step
+    if transposed or cfg.is_perfect or cfg.bound_management == BoundManagement.NONE or cfg.out_bound <= 0:
+        return 1
+    step, factor, rounds = quant_step(cfg.inp_res, cfg.inp_bound), 1.0, 0
+    while True:
+        rounds += 1
+        if factor > cfg.max_bm_factor or (step > 0 and factor > cfg.max_bm_res / step):
+            return rounds
+        factor *= 2.0
+
+
+def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):
+    """The fused IO-managed MVM (see mvm.cu): ``(batch, n_in)`` -> ``(batch, n_out)``; sample numbers from the
+    device counter ``ctr`` (the caller advances it)."""
+    from .config import WeightNoiseType
+    from .io import quant_step
+    cp = _cp()
+    out_size, in_size = w.shape
+    n_in, n_out = (out_size, in_size) if transposed else (in_size, out_size)
+    batch = x.shape[0]
+    check("weights", w, np.float32)
+    check("x", x, np.float32, (batch, n_in))
+    y = cp.empty((batch, n_out), np.float32)
+    if batch == 0:
+        return y
+    f32 = np.float32
+    if cfg.is_perfect:
+        params = (0, 0.0, 0.0, 3.4e38, 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, cfg.out_scale, 0, 0, 0.0, 0, 0, 1)
+    else:
+        wn = {WeightNoiseType.NONE: 0, WeightNoiseType.ADDITIVE_CONSTANT: 1, WeightNoiseType.PCM_READ: 2}
+        wtype = wn[cfg.w_noise_type] if cfg.w_noise > 0 else 0
+        params = (_FUSED_NM[cfg.noise_management.value], cfg.nm_thres, quant_step(cfg.inp_res, cfg.inp_bound),
+                  cfg.inp_bound, cfg.inp_noise, cfg.inp_asymmetry, int(cfg.inp_sto_round),
+                  quant_step(cfg.out_res, cfg.out_bound), max(cfg.out_bound, 0.0), cfg.out_noise, cfg.out_asymmetry,
+                  cfg.out_scale, int(cfg.out_sto_round), wtype, cfg.w_noise,
+                  int(bm_rounds(cfg, transposed) > 1), int(cfg.bm_test_negative_bound), bm_rounds(cfg, transposed))
+    types = (np.int32, f32, f32, f32, f32, f32, np.int32, f32, f32, f32, f32, f32, np.int32, np.int32, f32,
+             np.int32, np.int32, np.int32)
+    head = (w, np.int32(out_size), np.int32(in_size), x, np.int32(batch), np.int32(transposed), y,
+            *(t(v) for t, v in zip(types, params)), np.uint32(key[0]), np.uint32(key[1]), ctr)
+    fn = kernel("mvm", "io_mvm")
+    tiles = math.ceil(n_out / 32)
+    if batch < SPLIT_BELOW_BATCH and tiles > 1:
+        # round 0 spread over (sample, 32 outputs) blocks; flagged samples redo rounds 1.. in one block each
+        flags = cp.zeros(batch, np.int32)
+        launch(fn, (batch, tiles), (256,), head + (np.int32(0), flags), what, shared_mem=_mvm_shared(n_in, 32))
+        if params[-1] > 1:
+            launch(fn, (batch, 1), (256,), head + (np.int32(1), flags), what, shared_mem=_mvm_shared(n_in, n_out))
+    else:
+        launch(fn, (batch, 1), (256,), head + (np.int32(0), _dummy(np.int32)), what,
+               shared_mem=_mvm_shared(n_in, n_out))
+    return y
+
+
+def gemm_mvm_supported(cfg) -> bool:
+    """Settings the DAC/ADC kernels around cuBLAS implement (the fused set minus PCM read noise)."""
+    from .config import WeightNoiseType
+    return (not cfg.is_perfect and fused_mvm_supported(cfg, 0, 0)
+            and not (cfg.w_noise > 0 and cfg.w_noise_type == WeightNoiseType.PCM_READ))
+
+
+def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
+    """Round 0 of the IO-managed MVM as DAC kernel, cuBLAS GEMM, ADC kernel (eager; large tiles).
+
+    Returns:
+        ``(y, exceeded)``: float32 outputs and an int32 per-sample flag (bound management must redo the
+        samples that exceeded the output range; the caller decides, since that needs a host check).
+    """
+    from .config import WeightNoiseType
+    from .io import quant_step
+    cp = _cp()
+    batch, n_in = x.shape
+    n_out = w.shape[1] if transposed else w.shape[0]
+    check("weights", w, np.float32)
+    check("x", x, np.float32, (batch, n_in))
+    f32, i32 = np.float32, np.int32
+    xs = cp.empty_like(x)
+    div, norm = cp.empty(batch, f32), cp.empty(batch, f32)
+    zero, exceeded = cp.empty(batch, i32), cp.zeros(batch, i32)
+    tdir = np.uint32(transposed)
+    want_norm = cfg.w_noise > 0 and cfg.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT
+    args = (x, i32(batch), i32(n_in), i32(_FUSED_NM[cfg.noise_management.value]), f32(cfg.nm_thres),
+            f32(quant_step(cfg.inp_res, cfg.inp_bound)), f32(cfg.inp_bound), f32(cfg.inp_noise),
+            f32(cfg.inp_asymmetry), i32(cfg.inp_sto_round), i32(want_norm), tdir, np.uint32(key[0]),
+            np.uint32(key[1]), ctr, xs, div, norm, zero)
+    launch(kernel("mvm", "io_prepare"), (batch,), (256,), args, what)
+    try:
+        y = xs @ (w if transposed else w.T)
+    except cp.cuda.memory.OutOfMemoryError as exc:
+        raise MemoryError(f"GPU out of memory in {what}: {exc}") from exc
+    args = (y, i32(batch), i32(n_out), div, norm, zero, f32(cfg.w_noise if want_norm else 0.0), f32(cfg.out_asymmetry),
+            f32(cfg.out_noise), f32(quant_step(cfg.out_res, cfg.out_bound)), f32(max(cfg.out_bound, 0.0)),
+            i32(cfg.out_sto_round), i32(cfg.bm_test_negative_bound), f32(cfg.out_scale), tdir, np.uint32(key[0]),
+            np.uint32(key[1]), ctr, exceeded)
+    launch(kernel("mvm", "io_finalize"), blocks(batch * ((n_out + 3) // 4)), (_BLOCK,), args, what)
+    return y, exceeded

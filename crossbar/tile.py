@@ -141,17 +141,59 @@ class AnalogTile:
         Returns:
             float32 ``(batch, out_size)`` outputs on the tile's backend.
         """
-        x = self._vectors("x", x, self.in_size)
-        start = self._advance("forward", x.shape[0])
-        return io.mvm(self.weights, x, self.config.forward, self.key, start, state=self.io_state["forward"],
-                      xp=self.xp)
+        return self._mvm(self._vectors("x", x, self.in_size), False)
 
     def backward(self, d):
         """Analog ``z = W^T d`` for a batch of output gradients ``d`` (``(batch, out_size)``)."""
-        d = self._vectors("d", d, self.out_size)
-        start = self._advance("backward", d.shape[0])
-        return io.mvm(self.weights, d, self.config.backward, self.key, start, transposed=True,
-                      state=self.io_state["backward"], xp=self.xp)
+        return self._mvm(self._vectors("d", d, self.out_size), True)
+
+    def _mvm(self, v, transposed: bool):
+        with self._gpu_errors("backward" if transposed else "forward", v.shape[0]):
+            return self._mvm_unguarded(v, transposed)
+
+    def _gpu_errors(self, op: str, batch: int):
+        """Turn a GPU out-of-memory error into a ``MemoryError`` naming the tile, the operation and sizes."""
+        import contextlib
+        if self.backend != "cupy":
+            return contextlib.nullcontext()
+        cp = self.xp
+
+        @contextlib.contextmanager
+        def guard():
+            try:
+                yield
+            except cp.cuda.memory.OutOfMemoryError as exc:
+                raise MemoryError(f"{self!r}: GPU out of memory in {op} (batch {batch}, tile {self.out_size} x "
+                                  f"{self.in_size}): {exc}") from exc
+        return guard()
+
+    def _mvm_unguarded(self, v, transposed: bool):
+        direction = "backward" if transposed else "forward"
+        cfg = getattr(self.config, direction)
+        n_in, n_out = (self.out_size, self.in_size) if transposed else (self.in_size, self.out_size)
+        batch = v.shape[0]
+        if self.backend == "cupy":
+            from . import _cuda
+            what = f"{self!r}.{direction}(batch={batch})"
+            ctr = self.device_counters[direction]
+            reference = None
+            if _cuda.use_fused_mvm(cfg, n_in, n_out, batch):
+                y = _cuda.io_mvm(self.weights, v, cfg, self.key, ctr, transposed, what)
+            elif _cuda.gemm_mvm_supported(cfg):  # large tiles: DAC kernel, cuBLAS, ADC kernel
+                y, exceeded = _cuda.io_mvm_gemm(self.weights, v, cfg, self.key, ctr, transposed, what)
+                bm = not transposed and cfg.bound_management.value != "none" and cfg.out_bound > 0
+                reference = bm and bool(exceeded.any())  # host check; then the reference redoes the rounds
+            else:
+                reference = True  # the rarer settings: the xp reference around cuBLAS
+            if reference:
+                y = io.mvm(self.weights, v, cfg, self.key, self.counters[direction], transposed=transposed,
+                           state=self.io_state[direction], xp=self.xp)
+            _cuda.counter_add(ctr, batch, what)
+            self._advance(direction, batch)
+            return y
+        start = self._advance(direction, batch)
+        return io.mvm(self.weights, v, cfg, self.key, start, transposed=transposed, state=self.io_state[direction],
+                      xp=self.xp)
 
     # ---- update --------------------------------------------------------------------------------
     def update(self, x, d, lr: float):
@@ -176,7 +218,8 @@ class AnalogTile:
                 self._store_device_weights(clip_to_bounds(self._device_weights(), self.params))
             return
         if self.backend == "cupy":
-            self._update_gpu(x, d, lr)
+            with self._gpu_errors("update", x.shape[0]):
+                self._update_gpu(x, d, lr)
             return
         events = pulses.coincidences(x, d, lr, self.device.granularity(), self.config.update, self.key, start)
         flat = {k: v.reshape(-1) for k, v in self.params.items()}
@@ -229,8 +272,8 @@ class AnalogTile:
             return
         self.params["persistent_weights"][...] = w
         if noisy:
-            z = rng.normal_array(self.key, rng.Stream.WRITE_NOISE, self.shape, c1=self._advance("ops", 1), c2=1,
-                                 xp=self.xp)
+            with self._op():
+                z = self._draw(rng.Stream.WRITE_NOISE, 1)
             w = w + F32(self.device.write_noise_std * self.device.dw_min) * z
         self.weights[...] = w
 
@@ -284,8 +327,32 @@ class AnalogTile:
             self.params[name][...] = to_backend(value, self.backend)
 
     # ---- periodic device operations (physics.md 2.4) ------------------------------------------
+    def _op(self):
+        """Context of one periodic operation: its draws are named by the ``ops`` counter, read from device
+        memory on the GPU (so graph replays draw afresh) and advanced when the operation's draws are issued."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def op():
+            yield self._advance("ops", 1)
+            if self.backend == "cupy":
+                from . import _cuda
+                _cuda.counter_add(self.device_counters["ops"], 1, f"{self!r} periodic operation")
+        return op()
+
+    def _draw(self, stream, c2: int = 0, normal: bool = True):
+        """Normals (or uniforms) of the tile's shape named ``(element, ops, c2, stream)``; inside :meth:`_op`."""
+        if self.backend == "cupy":
+            from . import _cuda
+            n = self.out_size * self.in_size
+            return _cuda.random_rows(self.key, int(stream), 1, n, 0, c2, normal,
+                                     ctr=self.device_counters["ops"]).reshape(self.shape)
+        fn = rng.normal_array if normal else rng.uniform_array
+        return fn(self.key, stream, self.shape, c1=self.counters["ops"] - 1, c2=c2)
+
     def _noise(self, stream, c2: int = 0):
-        return rng.normal_array(self.key, stream, self.shape, c1=self._advance("ops", 1), c2=c2, xp=self.xp)
+        with self._op():
+            return self._draw(stream, c2)
 
     def decay(self, alpha: float = 1.0) -> None:
         """One decay step toward the reset bias: ``w <- (w - b)(1 + alpha (s - 1)) + b``, then clip."""
@@ -312,11 +379,11 @@ class AnalogTile:
         cols = (start + np.arange(n)) % self.in_size
         mask = np.zeros(self.shape, bool)
         mask[:, cols] = True
-        ops = self._advance("ops", 1)
-        if prob < 1:
-            mask &= to_numpy(rng.uniform_array(self.key, rng.Stream.RESET, self.shape, c1=ops, c2=0)) < prob
-        xi = rng.normal_array(self.key, rng.Stream.RESET, self.shape, c1=ops, c2=1, xp=self.xp)
         mask = to_backend(mask, self.backend)
+        with self._op():
+            if prob < 1:
+                mask &= self._draw(rng.Stream.RESET, 0, normal=False) < F32(prob)
+            xi = self._draw(rng.Stream.RESET, 1)
         std = F32(self.device.reset_std)
         if not self.pulsed:
             self.weights[...] = self.xp.where(mask, std * xi, self.weights)
@@ -364,10 +431,12 @@ class AnalogTile:
         moved = xp.abs(st["prev"] - g) > F32(cfg.reset_tol)
         st["t"][...] = xp.where(moved, T, st["t"])
         st["w0"][...] = xp.where(moved, g, st["w0"])
+        with self._op():
+            xi_nu = self._draw(rng.Stream.DRIFT, 0) if cfg.nu_std > 0 else None
+            xi_w = self._draw(rng.Stream.DRIFT, 1) if cfg.w_noise_std > 0 else None
         nu = p["drift_nu"]
-        ops = self._advance("ops", 1)
         if cfg.nu_std > 0:
-            nu = nu + F32(cfg.nu_std) * nu * rng.normal_array(self.key, rng.Stream.DRIFT, self.shape, c1=ops, xp=xp)
+            nu = nu + F32(cfg.nu_std) * nu * xi_nu
         if cfg.nu_k != 0:
             with np.errstate(invalid="ignore", divide="ignore"):
                 nu = nu - F32(cfg.nu_k) * xp.log((g - F32(cfg.w_offset)) / F32(cfg.wg_ratio) + F32(cfg.g_offset)) \
@@ -377,8 +446,7 @@ class AnalogTile:
         a = F32(0 if abs(a) < cfg.reset_tol else a)
         g = xp.where(moved, g, st["w0"] * f + a * (f - F32(1)))
         if cfg.w_noise_std > 0:
-            g = g + F32(cfg.w_noise_std) * rng.normal_array(self.key, rng.Stream.DRIFT, self.shape, c1=ops, c2=1,
-                                                             xp=xp)
+            g = g + F32(cfg.w_noise_std) * xi_w
         g = clip_to_bounds(g, p)
         st["prev"][...] = g
         self._store_device_weights(g)
@@ -387,6 +455,17 @@ class AnalogTile:
     def to(self, backend: str) -> "AnalogTile":
         """Move every array of the tile to ``backend`` ('numpy' or 'cupy'); returns the tile."""
         xp = get_xp(backend)  # validates the name and that the backend is usable
+        if backend == "cupy":
+            try:
+                return self._to(backend, xp)
+            except xp.cuda.memory.OutOfMemoryError as exc:
+                self.to("numpy")  # leave the tile whole on the host
+                raise MemoryError(f"{self!r}: GPU out of memory moving a {self.out_size} x {self.in_size} tile "
+                                  f"({len(self.params) + 1} arrays of {4 * self.out_size * self.in_size} bytes): "
+                                  f"{exc}") from exc
+        return self._to(backend, xp)
+
+    def _to(self, backend, xp):
         move = lambda a: to_backend(a, backend)  # noqa: E731
         self.weights = move(self.weights)
         # all hidden parameters live in one (n, out, in) array, rows in the order the kernels expect;

@@ -79,7 +79,7 @@ def save_checkpoint(path: str | Path, arrays: dict[str, Any], meta: dict | None 
         raise ValueError(f"save_checkpoint: meta keys {sorted(reserved)} are reserved")
     meta.update(format=FORMAT, version=VERSION, names=sorted(arrays), digest=_digest(arrays))
     text = json.dumps(meta)  # raises TypeError for anything not JSON-serialisable
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays, **{_META: np.array(text)})
@@ -90,6 +90,16 @@ def save_checkpoint(path: str | Path, arrays: dict[str, Any], meta: dict | None 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def temp_file_for(path: Path) -> tuple[int, str]:
+    """``(fd, name)`` of a new temporary file beside ``path`` (same file system, so ``os.replace`` is atomic),
+    with the permissions a plain ``open`` would give (``mkstemp`` makes it owner-only)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -107,6 +117,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # also what a truncated .npz looks like: its directory is at the end
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (not a complete .npz/zip file)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             raw = {name: npz[name] for name in npz.files}  # reads every member: CRCs are checked here

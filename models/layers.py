@@ -226,7 +226,8 @@ class _Linear(Function):
     def backward(ctx, d):
         need_x, need_w = ctx.needs_input_grad[:2]
         dx = d @ ctx.w if need_x else None
-        dw = d.T @ ctx.x if need_w else None
+        # a batch of one is an outer product: broadcasting gives the bits of the k = 1 matmul, ~4x faster
+        dw = (d.T * ctx.x if d.shape[0] == 1 else d.T @ ctx.x) if need_w else None
         if len(ctx.needs_input_grad) == 2:
             return dx, dw
         return dx, dw, (d.sum(axis=0) if ctx.needs_input_grad[2] else None)

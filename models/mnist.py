@@ -30,11 +30,11 @@ epoch, and every ``--checkpoint-every`` steps), ``config.json`` and, with matplo
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +45,7 @@ from crossbar.backend import BACKENDS, get_xp
 from crossbar.presets import DEVICES, tile_config
 
 from .autograd import Array, Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint, restore_training, save_training
+from .checkpoint import CheckpointError, load_checkpoint, restore_training, save_training, temp_file_for
 from .data import DataError, load_mnist
 from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss
 from .optim import SGD, AnalogSGD, ConstantLR, LRScheduler, MultiStepLR, Optimizer, StepLR
@@ -81,7 +81,7 @@ def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int
     seeds = layer_seeds(seed, len(sizes) - 1)
     config = None if digital else tile_config(device)
     layers: list[Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if digital:
             layers.append(Linear(n_in, n_out, seed=seeds[i], backend=backend))
         else:
@@ -250,6 +250,9 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     add("--data-dir", default=None, help="directory of an IDX data set in MNIST's layout (default: shipped MNIST)")
     add("--checkpoint-every", default=0, type=_non_negative_int,
         help="also checkpoint every N steps within an epoch (default: 0, only at epoch ends)")
+    add("--stop-after", default=0, type=_non_negative_int,
+        help="checkpoint and stop after N training steps of this invocation (0: run all epochs); continue "
+             "later with --resume")
     add("--no-plot", default=False, action="store_true", help="do not write curves.png")
     add("--no-progress", default=False, action="store_true", help="no progress bar")
     return p
@@ -259,7 +262,7 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -368,7 +371,7 @@ def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Argum
                          f"{saved.get(name)} (run options cannot change; --epochs, --backend can)")
         setattr(args, name, saved.get(name))
     if "epochs" not in given:
-        args.epochs = saved.get("epochs", args.epochs)
+        args.epochs = meta.get("epochs", args.epochs)
     return args, parser, (arrays, meta)
 
 
@@ -414,8 +417,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
     n, batch = len(x_train), args.batch_size
     steps = -(-n // batch)
-    if step0 >= steps:  # a checkpoint written at the last step of an epoch is completed below
-        step0 = steps
+    step0 = min(step0, steps)  # a checkpoint written at an epoch's last step: the epoch end follows
     _write_atomic(out / "config.json", json.dumps({**vars(args), "sizes": SIZES}, indent=2) + "\n")
     _write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
     print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {n} training and "
@@ -429,6 +431,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
                             "seconds": seconds, "history": history},
                       arrays={"loss_sum": np.float64(loss_total)})
 
+    budget = args.stop_after or math.inf  # training steps left for this invocation
     while epoch < args.epochs:
         t0 = time.perf_counter() - seconds0
         order = epoch_order(args.seed, epoch, n)
@@ -439,10 +442,15 @@ def run(argv: list[str] | None = None) -> list[dict]:
         for step in range(step0, steps):
             idx = order[step * batch:(step + 1) * batch]
             running += train_step(model, optimizer, x_train[idx], y_train[idx])
-            done = step + 1
+            done, budget = step + 1, budget - 1
             bar.update(1, float(running) / done if bar.due() else None)
-            if args.checkpoint_every and done % args.checkpoint_every == 0 and done < steps:
+            if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
                 checkpoint(epoch, done, float(running), time.perf_counter() - t0)
+            if not budget and done < steps:
+                bar.close()
+                print(f"stopped after {args.stop_after} steps at epoch {epoch + 1} step {done}; continue with "
+                      f"--resume", flush=True)
+                return history
         bar.close()
         train_loss = float(running) / steps
         if not math.isfinite(train_loss):
@@ -462,6 +470,10 @@ def run(argv: list[str] | None = None) -> list[dict]:
               f"{test_loss:.4f}  test accuracy {100 * accuracy:.2f}%  ({record['seconds']:.1f} s)", flush=True)
         if not args.no_plot:
             plot_curves(history, out / "curves.png")
+        if not budget:
+            print(f"stopped after {args.stop_after} steps at the end of epoch {epoch}; continue with --resume",
+                  flush=True)
+            return history
     if history:
         print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% after {history[-1]['epoch']} epochs "
               f"({sum(h['seconds'] for h in history):.0f} s); output in {out}")

@@ -207,4 +207,4 @@ class MultiStepLR(LRScheduler):
         return self.gamma ** bisect.bisect_right(self.milestones, epoch)
 
 
-__all__ = ["Optimizer", "SGD", "AnalogSGD", "LRScheduler", "ConstantLR", "StepLR", "MultiStepLR"]
+__all__ = ["SGD", "AnalogSGD", "ConstantLR", "LRScheduler", "MultiStepLR", "Optimizer", "StepLR"]

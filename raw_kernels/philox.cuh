@@ -4,7 +4,10 @@
 // order with no fused multiply-add: every kernel that includes this header is compiled with
 // --fmad=false (crossbar/_cuda.py), and the functions below spell out each operation.
 #pragma once
-#include <stdint.h>
+
+// NVRTC has no C library headers: name the fixed-width types ourselves
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
 
 namespace xb {
 

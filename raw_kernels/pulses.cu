@@ -117,6 +117,11 @@ extern "C" __global__ void pulse_trains(const float* __restrict__ v, int size, i
 
 extern "C" __global__ void counter_add(unsigned long long* ctr, unsigned long long n) { ctr[0] += n; }
 
+__device__ __forceinline__ float pick(const float z[4], uint32_t k) {
+  // z[k] without dynamic indexing (which would put z in local memory)
+  return k == 0 ? z[0] : k == 1 ? z[1] : k == 2 ? z[2] : z[3];
+}
+
 __device__ __forceinline__ float sum_noise(uint32_t widx, uint32_t s, uint32_t k0, uint32_t k1, uint32_t* block,
                                            float z[4]) {
   // normal word s & 3 of counter (widx, s >> 2, 0, SUM_NOISE); one Philox call serves four samples
@@ -124,65 +129,116 @@ __device__ __forceinline__ float sum_noise(uint32_t widx, uint32_t s, uint32_t k
     *block = s >> 2;
     normal4(philox4x32(widx, s >> 2, 0, SUM_NOISE, k0, k1), z);
   }
-  return z[s & 3];
+  return pick(z, s & 3);
 }
+
+#define TILE_J 32
+#define TILE_I 8
 
 template <class Device>
 __device__ __forceinline__ void pulsed_update_body(
     float* __restrict__ weights, float* __restrict__ params, long long n_weights, const float* __restrict__ consts,
     const uint32_t* __restrict__ wx, const uint32_t* __restrict__ wd, const int* __restrict__ counts,
-    int use_counts, const int* __restrict__ bl, int batch, int out_size, int in_size, int nwords, uint32_t k0, uint32_t k1,
-    const unsigned long long* __restrict__ ctr, int neg_lr, int summing, int ref_row, int persistent_row,
+    int use_counts, const int* __restrict__ bl, int batch, int out_size, int in_size, int nwords, uint32_t k0,
+    uint32_t k1, const unsigned long long* __restrict__ ctr, int neg_lr, int summing, int ref_row, int persistent_row,
     float write_noise, long long* __restrict__ count_up, long long* __restrict__ count_down, int count_pulses) {
-  // one thread per weight (row-major: consecutive threads, consecutive inputs j); the weight stays in a
-  // register across the batch; samples in batch order: the order semantics of the NumPy reference.
-  // Pulse counts come from the packed trains (wx, wd) or, for the deterministic pulse types, from dense
-  // signed counts (batch, out, in) with positive = down.
-  const long long widx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (widx >= n_weights) return;
-  const int i = (int)(widx / in_size), j = (int)(widx % in_size);
-  const ElementParams p{params + widx, n_weights};
-  const float ref = ref_row >= 0 ? params[ref_row * n_weights + widx] : 0.0f;
+  // Block = 32 inputs j x 8 outputs i, one weight per thread; the weight stays in a register across the
+  // batch and the samples are applied in batch order (the order semantics of the NumPy reference). The
+  // pulse words of a chunk of samples are staged in shared memory: each x word serves 8 weights, each d
+  // word 32. Pulse counts come from the packed trains (wx, wd) or, for the deterministic pulse types,
+  // from dense signed counts (batch, out, in) with positive = down.
+  extern __shared__ uint32_t stage[];
+  __shared__ uint32_t xmask[TILE_J], dmask[TILE_I];  // bit c: sample c of the chunk has a non-empty train
+  const int chunk = max(1, 32 / nwords);
+  uint32_t* sx = stage;                                // [chunk][nwords][TILE_J]
+  uint32_t* sd = stage + chunk * nwords * TILE_J;      // [chunk][nwords][TILE_I]
+  const int tx = threadIdx.x % TILE_J, ty = threadIdx.x / TILE_J;
+  const int j0 = blockIdx.x * TILE_J, i0 = blockIdx.y * TILE_I;
+  const int j = j0 + tx, i = i0 + ty;
+  const bool inside = j < in_size && i < out_size;
+  const long long widx = (long long)i * in_size + j;
+  const ElementParams p{params + (inside ? widx : 0), n_weights};
+  const float ref = inside && ref_row >= 0 ? params[ref_row * n_weights + widx] : 0.0f;
   float* target = persistent_row >= 0 ? params + persistent_row * n_weights + widx : weights + widx;
-  float w = *target, visible = weights[widx];
+  float w = inside ? *target : 0.0f, visible = inside ? weights[widx] : 0.0f;
   const unsigned long long s0 = ctr[0];
   uint32_t block = 0xFFFFFFFFu;
   float zsum[4];
   long long ups = 0, downs = 0;
   const uint32_t wid = (uint32_t)widx;
-  for (int b = 0; b < batch; ++b) {
-    int n;
-    bool up;
-    if (use_counts) {
-      const int c = counts[(long long)b * n_weights + widx];
-      if (c == 0) continue;
-      n = abs(c);
-      up = c < 0;
-    } else {
-      if (bl[b] == 0) continue;
-      const uint32_t* xw = wx + (long long)b * nwords * in_size + j;
-      const uint32_t* dw = wd + (long long)b * nwords * out_size + i;
-      const uint32_t x0 = xw[0], d0 = dw[0];
-      n = __popc((x0 & d0) & ~SIGN_BIT);
-      for (int k = 1; k < nwords; ++k) n += __popc(xw[(long long)k * in_size] & dw[(long long)k * out_size]);
-      if (n == 0) continue;
-      up = (((x0 ^ d0) >> 31) ^ (uint32_t)neg_lr) != 0u;
-    }
-    const uint32_t s = (uint32_t)(s0 + (unsigned long long)b);
-    float g = ref_row >= 0 ? w + ref : w;
-    if (summing) {
-      g = Device::step_n(g, n, up, p, sum_noise(wid, s, k0, k1, &block, zsum), consts);
-    } else {
-      float z[4];
-      for (int t = 0; t < n; ++t) {
-        if ((t & 3) == 0) normal4(philox4x32(wid, s, t >> 2, PULSE_NOISE, k0, k1), z);
-        g = Device::step(g, up, p, z[t & 3], consts);
+  for (int c0 = 0; c0 < batch; c0 += chunk) {
+    const int nc = min(chunk, batch - c0);
+    uint32_t todo;  // samples of this chunk with coincidences possible at this weight, lowest first
+    if (!use_counts) {
+      __syncthreads();
+      if (threadIdx.x < TILE_J) xmask[threadIdx.x] = 0u;
+      if (threadIdx.x < TILE_I) dmask[threadIdx.x] = 0u;
+      // thread (tx, ty) stages column j0 + tx of samples c = ty, ty + 8, ...; the first 8 * 32 threads stage
+      // the d words (row i0 + t % 8 of sample t / 8); empty trains (no slot fired, or BL = 0) cannot
+      // coincide, so each thread also marks the non-empty ones of what it staged
+      uint32_t mine = 0u;
+      for (int c = ty; c < nc; c += TILE_I) {
+        uint32_t any = 0u;
+        for (int k = 0; k < nwords; ++k) {
+          const uint32_t v = j < in_size ? wx[((long long)(c0 + c) * nwords + k) * in_size + j] : 0u;
+          sx[(c * nwords + k) * TILE_J + tx] = v;
+          any |= v;
+        }
+        if (any & ~SIGN_BIT) mine |= 1u << c;
       }
+      __syncthreads();
+      if (mine) atomicOr(&xmask[tx], mine);
+      if (threadIdx.x < nc * TILE_I) {
+        const int c = threadIdx.x / TILE_I, ii = threadIdx.x % TILE_I;
+        uint32_t any = 0u;
+        for (int k = 0; k < nwords; ++k) {
+          const uint32_t v = i0 + ii < out_size ? wd[((long long)(c0 + c) * nwords + k) * out_size + i0 + ii] : 0u;
+          sd[(c * nwords + k) * TILE_I + ii] = v;
+          any |= v;
+        }
+        if (any & ~SIGN_BIT) atomicOr(&dmask[ii], 1u << c);
+      }
+      __syncthreads();
+      todo = xmask[tx] & dmask[ty];
+    } else {
+      todo = nc == 32 ? 0xFFFFFFFFu : (1u << nc) - 1u;
     }
-    w = ref_row >= 0 ? g - ref : g;
-    if (persistent_row >= 0) visible = w + write_noise * normal_first(philox4x32(wid, s, 0, WRITE_NOISE, k0, k1));
-    if (up) ups += n; else downs += n;
+    if (!inside) continue;
+    while (todo) {
+      const int c = __ffs(todo) - 1;
+      todo &= todo - 1u;
+      const int b = c0 + c;
+      int n;
+      bool up;
+      if (use_counts) {
+        const int cnt = counts[(long long)b * n_weights + widx];
+        if (cnt == 0) continue;
+        n = abs(cnt);
+        up = cnt < 0;
+      } else {
+        const uint32_t x0 = sx[(c * nwords) * TILE_J + tx], d0 = sd[(c * nwords) * TILE_I + ty];
+        n = __popc((x0 & d0) & ~SIGN_BIT);
+        for (int k = 1; k < nwords; ++k) n += __popc(sx[(c * nwords + k) * TILE_J + tx] & sd[(c * nwords + k) * TILE_I + ty]);
+        if (n == 0) continue;
+        up = (((x0 ^ d0) >> 31) ^ (uint32_t)neg_lr) != 0u;
+      }
+      const uint32_t s = (uint32_t)(s0 + (unsigned long long)b);
+      float g = ref_row >= 0 ? w + ref : w;
+      if (summing) {
+        g = Device::step_n(g, n, up, p, sum_noise(wid, s, k0, k1, &block, zsum), consts);
+      } else {
+        float z[4];
+        for (int t = 0; t < n; ++t) {
+          if ((t & 3) == 0) normal4(philox4x32(wid, s, t >> 2, PULSE_NOISE, k0, k1), z);
+          g = Device::step(g, up, p, pick(z, t & 3), consts);
+        }
+      }
+      w = ref_row >= 0 ? g - ref : g;
+      if (persistent_row >= 0) visible = w + write_noise * normal_first(philox4x32(wid, s, 0, WRITE_NOISE, k0, k1));
+      if (up) ups += n; else downs += n;
+    }
   }
+  if (!inside) return;
   *target = w;
   weights[widx] = persistent_row >= 0 ? visible : w;
   if (count_pulses) {
@@ -193,7 +249,7 @@ __device__ __forceinline__ void pulsed_update_body(
 
 // one extern "C" entry point per device model: pulsed_update_<step name>
 #define PULSED_UPDATE(D)                                                                                        \
-  extern "C" __global__ void pulsed_update_##D(                                                                 \
+  extern "C" __global__ void __launch_bounds__(256, 4) pulsed_update_##D(                                                                 \
       float* weights, float* params, long long n_weights, const float* consts, const uint32_t* wx,               \
       const uint32_t* wd, const int* counts, int use_counts, const int* bl, int batch, int out_size, int in_size, \
       int nwords, uint32_t k0, uint32_t k1, const unsigned long long* ctr, int neg_lr, int summing, int ref_row, \
