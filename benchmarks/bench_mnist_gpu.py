@@ -16,14 +16,15 @@ import json
 import time
 
 
-def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print):
+def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print, algorithm="sgd",
+          device="constant-step", report_epochs=None):
     from models.data import load_mnist
     from models.graph import GraphEpoch
     from models.mnist import build_mlp, epoch_order, evaluate, train_step
     from models.optim import AnalogSGD
     x_train, y_train, x_test, y_test = load_mnist()
     x_train, y_train, x_test, y_test = (cp.asarray(a) for a in (x_train, y_train, x_test, y_test))
-    model = build_mlp(seed=seed, backend="cupy")
+    model = build_mlp(seed=seed, backend="cupy", algorithm=algorithm, device=device)
     opt = AnalogSGD(model, lr)
     runner = GraphEpoch(train_step, model, opt, cp, x_train, y_train, batch) if graph else None
     rows = []
@@ -48,10 +49,14 @@ def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True
         seconds = time.perf_counter() - t0
         loss = (runner.take_loss_sum() if runner is not None else float(total)) / steps
         t1 = time.perf_counter()
+        if report_epochs is not None and epoch + 1 not in report_epochs:
+            rows.append(dict(batch=batch, epoch=epoch + 1, train_seconds=seconds, train_loss=loss))
+            continue
         acc, _ = evaluate(model, x_test, y_test)
         row = dict(batch=batch, epoch=epoch + 1, lr=opt.lr, steps=steps, train_seconds=seconds,
                    us_per_sample=seconds / (steps * batch) * 1e6, train_loss=loss, test_accuracy=acc,
-                   eval_seconds=time.perf_counter() - t1, graph=runner is not None and runner.failed is None)
+                   eval_seconds=time.perf_counter() - t1, graph=runner is not None and runner.failed is None,
+                   algorithm=algorithm, device=device)
         log(row)
         rows.append(row)
     return rows

@@ -9,8 +9,11 @@ from .config import (BoundManagement, DriftParameter, IOParameters, NoiseManagem
 from .devices import *  # noqa: F401,F403
 from .devices import __all__ as _devices
 from .tile import AnalogTile
+from .transfer import (BufferedTransferCompound, ChoppedTransferCompound, DynamicTransferCompound,
+                       MixedPrecisionCompound, TransferCompound, make_tile)
 
 __version__ = "0.1.0"
 
-__all__ = ["AnalogTile", "TileConfig", "IOParameters", "UpdateParameters", "DriftParameter", "PulseType",
+__all__ = ["AnalogTile", "make_tile", "TransferCompound", "BufferedTransferCompound", "ChoppedTransferCompound",
+           "DynamicTransferCompound", "MixedPrecisionCompound", "TileConfig", "IOParameters", "UpdateParameters", "DriftParameter", "PulseType",
            "NoiseManagement", "BoundManagement", "WeightNoiseType"] + list(_devices)

@@ -153,9 +153,13 @@ def pulse_trains(v, bl, scale, cfg, stream: int, round_c2: int, key, ctr, nwords
     return words
 
 
-def pulsed_update(tile, x, d, lr: float, counts=None):
+def pulsed_update(tile, x, d, lr: float, counts=None, snap=None):
     """Apply ``update(x, d, lr)`` to a cupy tile: stochastic trains, or the given dense signed counts
-    ``(batch, out, in)`` int32 (deterministic pulse types). Advances the tile's device update counter."""
+    ``(batch, out, in)`` int32 (deterministic pulse types). Advances the tile's device update counter.
+
+    ``snap = (snap_at, snap_slot, snap_out, flip_after)`` (int32 ``(in,)``, int32 ``(in,)``, float32
+    ``(n, out)``, int32 ``(in,)``) takes Tiki-Taka transfer snapshots of columns inside the batch and
+    applies the input-chopper flips that follow them (see pulses.cu)."""
     from .rng import Stream
     cp = _cp()
     what = f"{tile!r}.update(batch={x.shape[0]})"
@@ -187,6 +191,14 @@ def pulsed_update(tile, x, d, lr: float, counts=None):
             np.int32(rows.get("persistent_weights", -1)), wn,
             _dummy(np.int64) if pc is None else pc["up"], _dummy(np.int64) if pc is None else pc["down"],
             np.int32(pc is not None))
+    if snap is None:
+        args += (_dummy(np.int32), _dummy(np.int32), _dummy(np.float32), _dummy(np.int32), np.int32(0))
+    else:
+        snap_at, snap_slot, snap_out, flip_after = snap
+        for name, a in (("snap_at", snap_at), ("snap_slot", snap_slot), ("flip_after", flip_after)):
+            check(name, a, np.int32, (tile.in_size,))
+        check("snap_out", snap_out, np.float32)
+        args += (snap_at, snap_slot, snap_out, flip_after, np.int32(1))
     grid = (math.ceil(tile.in_size / 32), math.ceil(tile.out_size / 8))
     chunk = max(1, 32 // nwords)
     shared = 4 * chunk * nwords * (32 + 8)
@@ -363,3 +375,16 @@ def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
             np.uint32(key[1]), ctr, exceeded)
     launch(kernel("mvm", "io_finalize"), blocks(batch * ((n_out + 3) // 4)), (_BLOCK,), args, what)
     return y, exceeded
+
+
+def philox_arrays(key, c0, c1, c2: int, c3: int):
+    """``(4, n)`` Philox words of counters ``(c0[t], c1[t], c2, c3)`` for device arrays ``c0, c1`` (no
+    host-to-device copy, so it can run inside a CUDA-graph capture)."""
+    cp = _cp()
+    c0 = check("c0", cp.ascontiguousarray(c0.ravel(), dtype=np.uint32), np.uint32)
+    c1 = check("c1", cp.ascontiguousarray(c1.ravel(), dtype=np.uint32), np.uint32, c0.shape)
+    n = c0.size
+    out = cp.empty((4, n), np.uint32)
+    args = (c0, c1, np.int64(n), np.uint32(c2), np.uint32(c3), np.uint32(key[0]), np.uint32(key[1]), out)
+    launch(kernel("rng", "philox_arrays"), blocks(n), (_BLOCK,), args, "philox_arrays")
+    return out

@@ -105,6 +105,8 @@ class Config:
             if not isinstance(value, bool):
                 self._fail(f.name, value, "True or False")
             return value
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, Config) for v in value):
+            return tuple(value)  # a sequence of configs (e.g. the devices of a compound)
         if isinstance(f.default, tuple) or isinstance(value, (list, tuple)):
             if not isinstance(value, (list, tuple)):
                 self._fail(f.name, value, "a sequence of numbers, each " + _describe(meta))
@@ -343,8 +345,9 @@ class TileConfig(Config):
 
     def validate(self):
         from .devices import IdealDevice, PulsedDevice
-        if not isinstance(self.device, (PulsedDevice, IdealDevice)):
-            self._fail("device", self.device, "a PulsedDevice subclass or IdealDevice")
+        from .transfer import COMPOUNDS
+        if not isinstance(self.device, (PulsedDevice, IdealDevice) + COMPOUNDS):
+            self._fail("device", self.device, "a PulsedDevice subclass, IdealDevice or a compound (crossbar.transfer)")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters), ("update", UpdateParameters)):
             if not isinstance(getattr(self, name), cls):
                 self._fail(name, getattr(self, name), f"an {cls.__name__}")

@@ -179,6 +179,7 @@ class _Pass:
         # without an output bound nothing can exceed it, so BM would never act
         self.bm_on = (not transposed and cfg.bound_management != BoundManagement.NONE and cfg.out_bound > 0)
         self._wabs = None
+        self.ctr = None  # CuPy: a device counter holding sample0 (read_vectors inside captured graphs)
 
     # ---- per-line parameters ----------------------------------------------------------------------
     def _line(self, name):
@@ -252,13 +253,20 @@ class _Pass:
         xp = self.xp
         if rows is None:
             fn = rng.normal_rows if normal else rng.uniform_rows
-            return fn(self.key, stream, self.x.shape[0], size, self.sample0, c2, xp)
+            return fn(self.key, stream, self.x.shape[0], size, self.sample0, c2, xp, ctr=self.ctr)
         # same layout as rng.normal_rows / uniform_rows, for a subset of the samples
         fn = rng.normal if normal else rng.uniform
         c0 = xp.arange((size + 3) // 4, dtype=xp.uint32)[None, :]
         c1 = ((rows.astype(xp.uint64) + np.uint64(self.sample0)) & np.uint64(0xFFFFFFFF))[:, None]
         vals = fn(self.key, stream, c0, c1, c2, xp)  # [4, n, ceil(size / 4)]
         return xp.moveaxis(vals, 0, -1).reshape(rows.shape[0], -1)[:, :size]
+
+    def dac_one(self):
+        """The DAC output of an input of exactly 1 (deterministic DAC, no input noise), float32."""
+        v = _ONE
+        if self.inp_step > 0:
+            v = F32(self.inp_step) * np.rint(_ONE / F32(self.inp_step))
+        return F32(min(max(v, F32(-self.cfg.inp_bound)), F32(self.cfg.inp_bound)))
 
     # ---- one round for a set of samples -------------------------------------------------------------
     def _quantize(self, v, step, u):
@@ -288,12 +296,20 @@ class _Pass:
             y = self._ir_drop(y, xs)
         if cfg.v_offset_std > 0 or cfg.r_series > 0:
             y = self._voltage_offsets(y, xs)
+        std = None
         if cfg.w_noise_type != WeightNoiseType.NONE and cfg.w_noise > 0:
             if cfg.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT:
                 std = (F32(cfg.w_noise) * xp.sqrt((xs * xs).sum(axis=1)))[:, None]
             else:  # PCM_READ: read noise grows with the current sqrt(sum_j |w_ij| x_j^2)
                 std = F32(cfg.w_noise) * xp.sqrt((xs * xs) @ self._abs_w())
-            y += std * self.draw(True, rng.Stream.W_NOISE, self.out_size, rows, c2)
+        return self.periphery(y, std, rows, c2)
+
+    def periphery(self, y, w_std, rows, c2):
+        """Weight noise (std ``w_std``), output nonlinearity, asymmetry, noise, ADC and clip of the pre-ADC
+        outputs ``y`` ``[n, out]``; returns them with the exceeded flags ``[n]`` (None without BM)."""
+        xp, cfg = self.xp, self.cfg
+        if w_std is not None:
+            y += w_std * self.draw(True, rng.Stream.W_NOISE, self.out_size, rows, c2)
         # --- periphery and ADC
         if cfg.out_nonlinearity > 0 or cfg.r_series > 0:
             f = F32(self.state.get("out_nonlinearity_factor", _ONE))
@@ -390,3 +406,43 @@ class _Pass:
         if zero is not None:
             y = xp.where(zero[:, None], _ZERO, y)
         return y
+
+
+def read_vectors(v, cfg: IOParameters, key, sample0: int, *, transposed: bool = False, state: dict | None = None,
+                 xp=np, ctr=None):
+    """Transfer reads: the MVM of a one-hot input ``e_c`` on stored vectors, without forming ``W e_c``.
+
+    Row ``t`` of ``v`` is the column ``W[:, c_t]`` (or, ``transposed``, the row ``W[r_t, :]``) that a read of
+    line ``c_t`` would return; the read is :func:`mvm` of that one-hot input (noise management and bound
+    management off, as transfer reads are): the DAC turns 1 into ``x' = clip(q_in(1))``, the crossbar gives
+    ``v x'``, and the periphery adds weight noise, output noise, ADC and clip, with the draws named by
+    sample ``sample0 + t`` exactly as :func:`mvm` names them. It equals ``mvm(W, e_c)`` whenever the
+    undriven lines add nothing, i.e. without input noise, stochastic DAC rounding, IR drop or voltage
+    offsets (the transfer configs reject those).
+
+    Args:
+        v: float32 ``[n, size]`` stored vectors.
+        cfg: the transfer IO parameters (noise and bound management must be NONE).
+        ctr: CuPy only: a device counter holding ``sample0`` (for captured CUDA graphs).
+
+    Returns:
+        float32 ``[n, size]`` reads.
+    """
+    v = xp.asarray(v, dtype=xp.float32)
+    if cfg.is_perfect:
+        return v * F32(cfg.out_scale) if cfg.out_scale != 1 else v.copy()
+    n, size = v.shape
+    ones = xp.ones((n, 1), xp.float32)
+    p = _Pass(ones[:1], ones[:1], ones, cfg, key, int(sample0), transposed,
+              state if state is not None else sample_io_state(cfg, size, None, transposed=transposed), xp)
+    p.out_size, p.ctr = size, ctr
+    x1 = p.dac_one()
+    y = v * x1
+    std = None
+    if cfg.w_noise_type != WeightNoiseType.NONE and cfg.w_noise > 0:
+        if cfg.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT:
+            std = F32(cfg.w_noise) * xp.sqrt(x1 * x1)
+        else:
+            std = F32(cfg.w_noise) * xp.sqrt((x1 * x1) * xp.abs(v))
+    y, _ = p.periphery(y, std, None, 1 if transposed else 0)
+    return y * F32(cfg.out_scale) if cfg.out_scale != 1 else y

@@ -95,6 +95,14 @@ def pcm() -> ExpStepDevice:
                          reset=0.01, reset_dtod=0.02)
 
 
+def pcm_like() -> ExpStepDevice:
+    """A bidirectional stand-in for a PCM differential pair: the PCM preset's abrupt, saturating, very noisy
+    steps on a symmetric [-1, 1] range (large up steps near -1, large down steps near +1)."""
+    return ExpStepDevice(dw_min=0.01, up_down=0, w_max=1, w_min=-1, a=-1, b=-1, gamma_up=2.5, gamma_down=2.5,
+                         A_up=-27.235, A_down=-2.235, dw_min_dtod=0.2, up_down_dtod=0.05, w_max_dtod=0.1,
+                         w_min_dtod=0.1, dw_min_std=0.6, dw_min_std_add=0.042, dw_min_std_slope=0.108)
+
+
 #: command-line name -> function returning a device config
 DEVICES = {
     "ideal": IdealDevice,
@@ -115,10 +123,12 @@ DEVICES = {
     "idealized": idealized,
     "gokmen-vlasov": gokmen_vlasov,
     "pcm": pcm,
+    "pcm-like": pcm_like,
 }
 
 #: names whose tiles use the preset IO and update settings (the calibrated devices)
-CALIBRATED = ("reram-es", "reram-sb", "capacitor", "ecram", "ecram-mo", "idealized", "gokmen-vlasov", "pcm")
+CALIBRATED = ("reram-es", "reram-sb", "capacitor", "ecram", "ecram-mo", "idealized", "gokmen-vlasov", "pcm",
+              "pcm-like")
 
 
 def device(name: str):
@@ -135,3 +145,55 @@ def tile_config(name: str) -> TileConfig:
     if name in CALIBRATED:
         return TileConfig(device=dev, forward=preset_io(), backward=preset_io(), update=preset_update())
     return TileConfig(device=dev)
+
+
+#: the training algorithms of :func:`build_config` (aihwkit's ``build_config`` names, with aliases)
+ALGORITHMS = ("sgd", "tiki-taka", "ttv2", "c-ttv2", "agad", "mp")
+_ALIASES = {"tt": "tiki-taka", "ttv1": "tiki-taka", "chopped-ttv2": "c-ttv2", "ttv3": "c-ttv2", "ttv4": "agad",
+            "mixed-precision": "mp"}
+
+
+def build_config(algorithm: str, device, io: IOParameters | None = None,
+                 update: UpdateParameters | None = None) -> TileConfig:
+    """A tile config for training ``device`` with ``algorithm`` (physics.md 4.5, aihwkit's ``build_config``).
+
+    Args:
+        algorithm: ``sgd``, ``tiki-taka`` (TTv1), ``ttv2``, ``c-ttv2``, ``agad`` or ``mp`` (aliases: ``tt``,
+            ``ttv1``, ``chopped-ttv2``, ``ttv3``, ``ttv4``, ``mixed-precision``).
+        device: a pulsed device config, or a :data:`DEVICES` name.
+        io: forward/backward IO parameters (default ``IOParameters()``).
+        update: base update parameters (default ``UpdateParameters()``; TTv2/c-TTv2/AGAD use BL 5).
+
+    Returns:
+        a :class:`TileConfig` (a compound device for all but ``sgd``).
+    """
+    from .transfer import (ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound,
+                           TransferCompound)
+    name = _ALIASES.get(algorithm, algorithm)
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of: {', '.join(ALGORITHMS)}")
+    dev = globals()["device"](device) if isinstance(device, str) else device
+    io = IOParameters() if io is None else io
+    up = UpdateParameters() if update is None else update
+    transfer_io = io.replace(noise_management="none", bound_management="none")
+    one_pulse = up.replace(desired_bl=1, update_bl_management=False, update_management=False)
+    if name == "sgd":
+        return TileConfig(device=dev, forward=io, backward=io, update=up)
+    if name == "tiki-taka":
+        cell = TransferCompound(unit_cell_devices=(dev, dev), transfer_forward=transfer_io, transfer_update=up,
+                                units_in_mbatch=True)
+    elif name in ("ttv2", "c-ttv2"):
+        chop = dict(in_chop_prob=0.0, fast_lr=1.0, auto_scale=False) if name == "ttv2" else \
+            dict(in_chop_prob=0.1, fast_lr=0.1, auto_scale=True)
+        cell = ChoppedTransferCompound(unit_cell_devices=(dev, dev), transfer_forward=transfer_io,
+                                       transfer_update=one_pulse, units_in_mbatch=False, **chop)
+        up = up.replace(desired_bl=5)
+    elif name == "agad":
+        cell = DynamicTransferCompound(unit_cell_devices=(dev, dev), transfer_forward=transfer_io,
+                                       transfer_update=up.replace(desired_bl=1, update_bl_management=True,
+                                                                  update_management=True),
+                                       auto_scale=True, fast_lr=0.1, units_in_mbatch=False)
+        up = up.replace(desired_bl=5)
+    else:
+        cell = MixedPrecisionCompound(device=dev)
+    return TileConfig(device=cell, forward=io, backward=io, update=up)

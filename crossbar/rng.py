@@ -74,6 +74,10 @@ def philox4x32(key, c0, c1=0, c2=0, c3=0, xp=np):
     Returns:
         uint32 array of shape ``(4, *broadcast_shape)``: the four output words.
     """
+    if xp is not np and np.ndim(c2) == 0 and np.ndim(c3) == 0:  # CuPy: one kernel, no host copies
+        from . import _cuda
+        a, b = xp.broadcast_arrays(xp.asarray(c0, dtype=xp.uint32), xp.asarray(c1, dtype=xp.uint32))
+        return _cuda.philox_arrays(key, a, b, int(c2), int(c3)).reshape((4,) + a.shape)
     words = xp.broadcast_arrays(*(xp.asarray(c, dtype=xp.uint64) for c in (c0, c1, c2, c3)))
     shape, n = words[0].shape, words[0].size
     flat = [w.ravel() for w in words]
@@ -247,11 +251,14 @@ def normal_array(key, stream, shape, c1=0, c2=0, xp=np):
     return _packed(normal, key, stream, shape, c1, c2, xp)
 
 
-def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp):
+def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp, ctr=None):
     """Per-sample draws: row ``b`` is named ``c1 = (sample0 + b) mod 2**32``, element ``e`` of the row
-    ``c0 = e // 4`` with word ``e % 4``."""
+    ``c0 = e // 4`` with word ``e % 4``. On CuPy a device counter ``ctr`` may hold ``sample0`` (then the
+    draws stay correct when a captured CUDA graph is replayed)."""
     if xp is not np:
         from . import _cuda
+        if ctr is not None:
+            return _cuda.random_rows(key, int(stream), batch, size, 0, int(c2), fn is normal, ctr=ctr)
         return _cuda.random_rows(key, int(stream), batch, size, int(sample0), int(c2), fn is normal)
     c0 = xp.arange((size + 3) // 4, dtype=xp.uint32)[None, :]
     c1 = ((int(sample0) + xp.arange(batch, dtype=xp.uint64)) & 0xFFFFFFFF)[:, None]
@@ -259,11 +266,11 @@ def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp):
     return xp.moveaxis(vals, 0, -1).reshape(batch, -1)[:, :size]
 
 
-def uniform_rows(key, stream, batch: int, size: int, sample0: int = 0, c2=0, xp=np):
+def uniform_rows(key, stream, batch: int, size: int, sample0: int = 0, c2=0, xp=np, ctr=None):
     """Float32 uniforms of shape ``(batch, size)``, one row per sample (see :func:`_rows`)."""
-    return _rows(uniform, key, stream, batch, size, sample0, c2, xp)
+    return _rows(uniform, key, stream, batch, size, sample0, c2, xp, ctr)
 
 
-def normal_rows(key, stream, batch: int, size: int, sample0: int = 0, c2=0, xp=np):
+def normal_rows(key, stream, batch: int, size: int, sample0: int = 0, c2=0, xp=np, ctr=None):
     """Float32 standard normals of shape ``(batch, size)``, one row per sample (see :func:`_rows`)."""
-    return _rows(normal, key, stream, batch, size, sample0, c2, xp)
+    return _rows(normal, key, stream, batch, size, sample0, c2, xp, ctr)

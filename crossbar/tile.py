@@ -69,10 +69,11 @@ class AnalogTile:
         self.config, self.seed = config, int(seed)
         device = config.device
         if config.update.pulse_type == PulseType.NONE and isinstance(device, PulsedDevice):
-            device = IdealDevice()  # a floating-point update has no device physics (physics.md 1.5)
+            device = IdealDevice(reset_std=device.reset_std)  # a floating-point update: no device physics
         self.device = device
         self.key = rng.seed_key(self.seed, 0)
-        d2d_seed = device.construction_seed if device.construction_seed is not None else self.seed
+        own_seed = getattr(device, "construction_seed", None)  # compounds: their sub-devices carry seeds
+        d2d_seed = own_seed if own_seed is not None else self.seed
         shape = (self.out_size, self.in_size)
         params = device.sample(shape, rng.seed_key(d2d_seed, 1)) if self.pulsed else {}
         io_state = {"forward": io.sample_io_state(config.forward, self.out_size, rng.seed_key(d2d_seed, 2)),
@@ -196,7 +197,7 @@ class AnalogTile:
                       xp=self.xp)
 
     # ---- update --------------------------------------------------------------------------------
-    def update(self, x, d, lr: float):
+    def update(self, x, d, lr: float, *, _snap=None):
         """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order.
 
         Args:
@@ -219,23 +220,23 @@ class AnalogTile:
             return
         if self.backend == "cupy":
             with self._gpu_errors("update", x.shape[0]):
-                self._update_gpu(x, d, lr)
+                self._update_gpu(x, d, lr, _snap)
             return
         events = pulses.coincidences(x, d, lr, self.device.granularity(), self.config.update, self.key, start)
         flat = {k: v.reshape(-1) for k, v in self.params.items()}
         counts = None if self.pulse_counts is None else {k: v.reshape(-1) for k, v in self.pulse_counts.items()}
         apply_events(self.device, self.weights.reshape(-1), flat, events, self.key, start, counts)
 
-    def _update_gpu(self, x, d, lr):
+    def _update_gpu(self, x, d, lr, snap=None):
         from . import _cuda
         cfg = self.config.update
         if cfg.pulse_type == PulseType.STOCHASTIC_COMPRESSED:
-            _cuda.pulsed_update(self, x, d, lr)
+            _cuda.pulsed_update(self, x, d, lr, snap=snap)
             return
         dw = self.device.granularity()
         bl, sd, sx = _cuda.update_management(x, d, lr, dw, cfg, f"{self!r}.update")
         counts = pulses.deterministic_counts(x, d, bl, sd, sx, cfg, lr < 0, xp=self.xp)
-        _cuda.pulsed_update(self, x, d, lr, counts=counts)
+        _cuda.pulsed_update(self, x, d, lr, counts=counts, snap=snap)
 
     # ---- weights -------------------------------------------------------------------------------
     def get_weights(self) -> np.ndarray:
@@ -451,6 +452,17 @@ class AnalogTile:
         st["prev"][...] = g
         self._store_device_weights(g)
 
+    def _progress_tiles(self) -> list:
+        """Tiles whose host counters a training step advances (compound tiles add their sub-tiles)."""
+        return [self]
+
+    def _host_state(self) -> np.ndarray:
+        """Host-side progress beyond the counters (compound tiles: transfer pointers); empty here."""
+        return np.zeros(0, np.int64)
+
+    def _set_host_state(self, values) -> None:
+        pass
+
     # ---- backend and state ---------------------------------------------------------------------
     def to(self, backend: str) -> "AnalogTile":
         """Move every array of the tile to ``backend`` ('numpy' or 'cupy'); returns the tile."""
@@ -520,7 +532,8 @@ class AnalogTile:
         cfg = Config.from_dict(json.loads(str(state["config"])))
         if cfg != self.config:
             raise ValueError(f"{self!r}: checkpoint config differs from the tile's config")
-        expected = set(self.state_dict())
+        mine = AnalogTile.state_dict(self)  # this class's arrays (compound tiles add their own)
+        expected = set(mine)
         have = set(state)
         optional = {k for k in have | expected if k.startswith("drift/")}
         if (have - optional) != (expected - optional):
@@ -529,7 +542,7 @@ class AnalogTile:
         if np.shape(state["weights"]) != self.shape:
             raise ValueError(f"{self!r}: checkpoint weights have shape {np.shape(state['weights'])}")
         for k in have - {"config", "seed", "counters"}:
-            if not k.startswith("drift/") and k in expected and np.shape(state[k]) != np.shape(self.state_dict()[k]):
+            if not k.startswith("drift/") and k in expected and np.shape(state[k]) != np.shape(mine[k]):
                 raise ValueError(f"{self!r}: checkpoint array {k!r} has shape {np.shape(state[k])}")
         move = lambda a: to_backend(np.array(a), self.backend)  # noqa: E731
         self.seed = int(state["seed"])

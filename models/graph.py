@@ -43,7 +43,7 @@ class GraphStep:
         self.stream = xp.cuda.Stream(non_blocking=True)
 
     def _tiles(self):
-        return [layer.tile for layer in self.model.analog_layers()]
+        return [t for layer in self.model.analog_layers() for t in layer.tile._progress_tiles()]
 
     def _capture(self, x, y):
         cp = self.xp
@@ -52,6 +52,7 @@ class GraphStep:
         self.loss_out = cp.zeros((), cp.float32)
         tiles = self._tiles()
         before = [dict(t.counters) for t in tiles]
+        host = [t._host_state() for t in tiles]
         steps = self.optimizer.steps
         self.pool = cp.cuda.MemoryPool()  # graph-owned memory: never handed to anyone else
         cp.cuda.set_allocator(self.pool.malloc)
@@ -67,8 +68,9 @@ class GraphStep:
             cp.cuda.set_allocator(cp.get_default_memory_pool().malloc)
             # capturing ran the Python once but executed nothing: undo the host-side advances, remember them
             self.deltas = [{k: t.counters[k] - b[k] for k in b} for t, b in zip(tiles, before)]
-            for t, b in zip(tiles, before):
+            for t, b, h in zip(tiles, before, host):
                 t.counters.update(b)
+                t._set_host_state(h)
             self.optimizer.steps = steps
         return graph
 
@@ -108,6 +110,8 @@ class GraphStep:
         for t, delta in zip(self._tiles(), self.deltas):
             for k, v in delta.items():
                 t.counters[k] += v
+            if hasattr(t, "replayed"):
+                t.replayed()
         self.optimizer.steps += 1
         self.replays += 1
 
@@ -156,10 +160,10 @@ class GraphEpoch:
         self.inner = GraphStep(gather_and_step, model, optimizer, xp)
         self.xp = xp
 
-    def start(self, order) -> None:
-        """Begin an epoch with sample order ``order`` (``(n,)`` ints; its full batches are used)."""
+    def start(self, order, first: int = 0) -> None:
+        """Begin an epoch with sample order ``order`` (``(n,)`` ints; its full batches are used) at step ``first``."""
         self.order[...] = self.xp.asarray(order[:self.steps * self.batch]).reshape(self.steps, self.batch)
-        self.pos[...] = 0
+        self.pos[...] = first
 
     def run(self, count: int) -> None:
         """Train the next ``count`` batches of the epoch."""
@@ -168,6 +172,10 @@ class GraphEpoch:
 
     def take_loss_sum(self) -> float:
         return self.inner.take_loss_sum()
+
+    def loss_sum(self) -> float:
+        """The summed loss of this epoch's steps so far (one host read; not reset)."""
+        return float(self.inner.loss_sum)
 
     @property
     def failed(self):

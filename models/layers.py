@@ -27,7 +27,7 @@ import numpy as np
 from crossbar import rng
 from crossbar.backend import get_xp, to_backend, to_numpy
 from crossbar.config import Config, TileConfig
-from crossbar.tile import AnalogTile
+from crossbar.transfer import make_tile
 
 from .autograd import Array, Function, Tensor, xp_of
 
@@ -312,7 +312,7 @@ class AnalogLinear(Module):
         self.analog_bias = bool(bias) and not digital_bias
         config = TileConfig() if config is None else config
         w, b = _init(seed, self.in_features, self.out_features)
-        self.tile = AnalogTile(self.out_features, self.in_features + self.analog_bias, config, seed=seed)
+        self.tile = make_tile(self.out_features, self.in_features + self.analog_bias, config, seed=seed)
         self.tile.set_weights(np.concatenate([w, b[:, None]], axis=1) if self.analog_bias else w)
         xp = get_xp(backend)
         self.bias = Tensor(xp.asarray(b), requires_grad=True) if bias and digital_bias else None

@@ -42,11 +42,12 @@ import numpy as np
 
 from crossbar import rng
 from crossbar.backend import BACKENDS, get_xp
-from crossbar.presets import DEVICES, tile_config
+from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
 
 from .autograd import Array, Tensor, no_grad
 from .checkpoint import CheckpointError, load_checkpoint, restore_training, save_training, temp_file_for
 from .data import DataError, load_mnist
+from .graph import GraphEpoch
 from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss
 from .optim import SGD, AnalogSGD, ConstantLR, LRScheduler, MultiStepLR, Optimizer, StepLR
 
@@ -55,7 +56,7 @@ SIZES = (784, 256, 128, 10)
 LAYER_PATH, SHUFFLE_PATH = 0x4C415952, 0x53485546  # "LAYR", "SHUF"
 CHECKPOINT = "checkpoint.npz"
 #: options that define a run: on --resume they are taken from the checkpoint and may not be changed
-RUN_OPTIONS = ("device", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias", "train_samples",
+RUN_OPTIONS = ("device", "algorithm", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias", "train_samples",
                "test_samples", "data_dir")
 
 
@@ -68,7 +69,7 @@ def layer_seeds(seed: int, n: int = 3) -> list[int]:
 
 
 def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int = 0, backend: str = "numpy",
-              digital_bias: bool = False, sizes: tuple[int, ...] = SIZES) -> Sequential:
+              digital_bias: bool = False, sizes: tuple[int, ...] = SIZES, algorithm: str = "sgd") -> Sequential:
     """The sigmoid MLP: Linear/AnalogLinear layers of ``sizes`` with Sigmoid between them and LogSoftmax last.
 
     Args:
@@ -77,9 +78,15 @@ def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int
         seed: run seed (layer seeds from :func:`layer_seeds`).
         backend: 'numpy' or 'cupy'.
         digital_bias: analog layers keep their biases digital instead of as an extra tile column.
+        algorithm: training algorithm of the analog layers (:data:`crossbar.presets.ALGORITHMS`: ``sgd``,
+            ``tiki-taka``, ``ttv2``, ``c-ttv2``, ``agad``, ``mp``), built around the device's IO and update.
     """
     seeds = layer_seeds(seed, len(sizes) - 1)
-    config = None if digital else tile_config(device)
+    config = None
+    if not digital:
+        base = tile_config(device)
+        config = base if algorithm == "sgd" else build_config(algorithm, base.device, io=base.forward,
+                                                              update=base.update)
     layers: list[Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if digital:
@@ -230,6 +237,8 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
     add("--device", default="constant-step", choices=sorted(DEVICES), metavar="NAME",
         help="device preset for the analog tiles (default: constant-step); one of: " + ", ".join(sorted(DEVICES)))
+    add("--algorithm", default="sgd", choices=ALGORITHMS,
+        help="training algorithm of the analog layers (default: sgd): " + ", ".join(ALGORITHMS))
     add("--lr", default=0.05, type=_lr, help="learning rate (default: 0.05)")
     add("--schedule", default="step:10:0.5", type=_schedule_type,
         help="lr schedule: step:N:GAMMA, multistep:E1,E2:GAMMA, paper (= multistep:10,20:0.5), constant "
@@ -255,6 +264,8 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
              "later with --resume")
     add("--no-plot", default=False, action="store_true", help="do not write curves.png")
     add("--no-progress", default=False, action="store_true", help="no progress bar")
+    add("--no-graph", default=False, action="store_true",
+        help="cupy backend: run the training step eagerly instead of replaying it from a CUDA graph")
     return p
 
 
@@ -369,7 +380,7 @@ def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Argum
         if name in given and given[name] != saved.get(name):
             parser.error(f"--resume: --{name.replace('_', '-')} {given[name]} differs from the checkpoint's "
                          f"{saved.get(name)} (run options cannot change; --epochs, --backend can)")
-        setattr(args, name, saved.get(name))
+        setattr(args, name, saved.get(name, getattr(args, name)))
     if "epochs" not in given:
         args.epochs = meta.get("epochs", args.epochs)
     return args, parser, (arrays, meta)
@@ -397,7 +408,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         x_train, y_train, x_test, y_test = (xp.asarray(a) for a in (x_train, y_train, x_test, y_test))
 
     model = build_mlp(digital=args.digital, device=args.device, seed=args.seed, backend=args.backend,
-                      digital_bias=args.digital_bias)
+                      digital_bias=args.digital_bias, algorithm=args.algorithm)
     optimizer = SGD(model.parameters(), args.lr) if args.digital else AnalogSGD(model, args.lr)
     scheduler = make_scheduler(args.schedule, optimizer)
     run_config = {name: getattr(args, name) for name in RUN_OPTIONS}
@@ -432,27 +443,38 @@ def run(argv: list[str] | None = None) -> list[dict]:
                       arrays={"loss_sum": np.float64(loss_total)})
 
     budget = args.stop_after or math.inf  # training steps left for this invocation
+    # on the GPU, full batches replay one captured step (which gathers its own batch); see models/graph.py
+    runner = GraphEpoch(train_step, model, optimizer, xp, x_train, y_train, batch) \
+        if args.backend == "cupy" and not args.no_graph else None
     while epoch < args.epochs:
         t0 = time.perf_counter() - seconds0
         order = epoch_order(args.seed, epoch, n)
         if args.backend != "numpy":
             order = xp.asarray(order)
         running = xp.asarray(loss_sum, dtype=xp.float64)  # device accumulator: read once per refresh
+        if runner is not None:
+            runner.start(order, first=step0)
+        total = (lambda: float(running) + runner.loss_sum()) if runner is not None else (lambda: float(running))
         bar = _Progress(steps, step0, f"epoch {epoch + 1}/{args.epochs}", not args.no_progress)
         for step in range(step0, steps):
-            idx = order[step * batch:(step + 1) * batch]
-            running += train_step(model, optimizer, x_train[idx], y_train[idx])
+            if runner is not None and step < runner.steps:
+                runner.run(1)
+            else:
+                idx = order[step * batch:(step + 1) * batch]
+                running += train_step(model, optimizer, x_train[idx], y_train[idx])
             done, budget = step + 1, budget - 1
-            bar.update(1, float(running) / done if bar.due() else None)
+            bar.update(1, total() / done if bar.due() else None)
             if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
-                checkpoint(epoch, done, float(running), time.perf_counter() - t0)
+                checkpoint(epoch, done, total(), time.perf_counter() - t0)
             if not budget and done < steps:
                 bar.close()
                 print(f"stopped after {args.stop_after} steps at epoch {epoch + 1} step {done}; continue with "
                       f"--resume", flush=True)
                 return history
         bar.close()
-        train_loss = float(running) / steps
+        train_loss = total() / steps
+        if runner is not None:
+            runner.take_loss_sum()
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}; stopping")
         train_seconds = time.perf_counter() - t0

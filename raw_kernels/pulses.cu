@@ -141,7 +141,9 @@ __device__ __forceinline__ void pulsed_update_body(
     const uint32_t* __restrict__ wx, const uint32_t* __restrict__ wd, const int* __restrict__ counts,
     int use_counts, const int* __restrict__ bl, int batch, int out_size, int in_size, int nwords, uint32_t k0,
     uint32_t k1, const unsigned long long* __restrict__ ctr, int neg_lr, int summing, int ref_row, int persistent_row,
-    float write_noise, long long* __restrict__ count_up, long long* __restrict__ count_down, int count_pulses) {
+    float write_noise, long long* __restrict__ count_up, long long* __restrict__ count_down, int count_pulses,
+    const int* __restrict__ snap_at, const int* __restrict__ snap_slot, float* __restrict__ snap_out,
+    const int* __restrict__ flip_after, int use_snap) {
   // Block = 32 inputs j x 8 outputs i, one weight per thread; the weight stays in a register across the
   // batch and the samples are applied in batch order (the order semantics of the NumPy reference). The
   // pulse words of a chunk of samples are staged in shared memory: each x word serves 8 weights, each d
@@ -166,6 +168,12 @@ __device__ __forceinline__ void pulsed_update_body(
   float zsum[4];
   long long ups = 0, downs = 0;
   const uint32_t wid = (uint32_t)widx;
+  // Tiki-Taka transfers inside the batch (columns mode): column j is read after sample snap_at[j] (the
+  // visible weight then goes to snap_out[snap_slot[j]][i]) and its input chopper flips after sample
+  // flip_after[j] (the signs of its later coincidences invert)
+  const int snap_b = use_snap && inside ? snap_at[j] : -1;
+  const int flip_b = use_snap && inside ? flip_after[j] : batch;
+  bool snapped = snap_b < 0;
   for (int c0 = 0; c0 < batch; c0 += chunk) {
     const int nc = min(chunk, batch - c0);
     uint32_t todo;  // samples of this chunk with coincidences possible at this weight, lowest first
@@ -222,6 +230,11 @@ __device__ __forceinline__ void pulsed_update_body(
         if (n == 0) continue;
         up = (((x0 ^ d0) >> 31) ^ (uint32_t)neg_lr) != 0u;
       }
+      if (b > flip_b) up = !up;
+      if (!snapped && b > snap_b) {
+        snap_out[(long long)snap_slot[j] * out_size + i] = persistent_row >= 0 ? visible : w;
+        snapped = true;
+      }
       const uint32_t s = (uint32_t)(s0 + (unsigned long long)b);
       float g = ref_row >= 0 ? w + ref : w;
       if (summing) {
@@ -239,6 +252,7 @@ __device__ __forceinline__ void pulsed_update_body(
     }
   }
   if (!inside) return;
+  if (!snapped) snap_out[(long long)snap_slot[j] * out_size + i] = persistent_row >= 0 ? visible : w;
   *target = w;
   weights[widx] = persistent_row >= 0 ? visible : w;
   if (count_pulses) {
@@ -253,10 +267,12 @@ __device__ __forceinline__ void pulsed_update_body(
       float* weights, float* params, long long n_weights, const float* consts, const uint32_t* wx,               \
       const uint32_t* wd, const int* counts, int use_counts, const int* bl, int batch, int out_size, int in_size, \
       int nwords, uint32_t k0, uint32_t k1, const unsigned long long* ctr, int neg_lr, int summing, int ref_row, \
-      int persistent_row, float write_noise, long long* count_up, long long* count_down, int count_pulses) {     \
+      int persistent_row, float write_noise, long long* count_up, long long* count_down, int count_pulses,       \
+      const int* snap_at, const int* snap_slot, float* snap_out, const int* flip_after, int use_snap) {          \
     pulsed_update_body<D>(weights, params, n_weights, consts, wx, wd, counts, use_counts, bl, batch, out_size,   \
                           in_size, nwords, k0, k1, ctr, neg_lr, summing, ref_row, persistent_row, write_noise,   \
-                          count_up, count_down, count_pulses);                                                   \
+                          count_up, count_down, count_pulses, snap_at, snap_slot, snap_out, flip_after,          \
+                          use_snap);                                                                             \
   }
 
 PULSED_UPDATE(constant_step)

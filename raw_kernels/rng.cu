@@ -46,3 +46,16 @@ extern "C" __global__ void random_rows(uint32_t k0, uint32_t k1, uint32_t stream
   float* row = out + (long long)b * size;
   for (int k = 0; k < 4 && 4 * g + k < size; ++k) row[4 * g + k] = v[k];
 }
+
+extern "C" __global__ void philox_arrays(const uint32_t* __restrict__ c0, const uint32_t* __restrict__ c1,
+                                         long long n, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                                         uint32_t* __restrict__ out) {
+  // out (4, n): the words of counters (c0[t], c1[t], c2, c3)
+  const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const u32x4 w = philox4x32(c0[t], c1[t], c2, c3, k0, k1);
+  out[t] = w.x;
+  out[n + t] = w.y;
+  out[2 * n + t] = w.z;
+  out[3 * n + t] = w.w;
+}

@@ -1,0 +1,56 @@
+"""The algorithm table: MNIST (784-256-128-10 sigmoid, batch 64, lr 0.05 halved every 10 epochs) on the GPU
+for each training algorithm and device; test accuracy after selected epochs and seconds per epoch.
+
+Usage: ``python benchmarks/bench_algorithms.py --device soft-bounds-reference --epochs 30 --json F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv=None):
+    import cupy as cp
+    from bench_mnist_gpu import train
+    from crossbar.presets import ALGORITHMS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", action="append", default=None)
+    ap.add_argument("--algorithm", action="append", default=None)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--report", default="1,2,5,10,20,30")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--eager", action="store_true", help="no CUDA graphs")
+    args = ap.parse_args(argv)
+    report = {int(e) for e in args.report.split(",")}
+    results = []
+    for device in args.device or ["soft-bounds-reference"]:
+        for algorithm in args.algorithm or ALGORITHMS:
+            t0 = time.perf_counter()
+            rows = train(cp, 64, 0.05, args.epochs, args.seed, algorithm=algorithm, device=device,
+                         report_epochs=report, log=lambda r: None, graph=not args.eager)
+            acc = {r["epoch"]: r["test_accuracy"] for r in rows if "test_accuracy" in r}
+            secs = sorted(r["train_seconds"] for r in rows[1:]) or [rows[0]["train_seconds"]]
+            res = dict(device=device, algorithm=algorithm, accuracy=acc, seconds_per_epoch=secs[len(secs) // 2],
+                       first_epoch_seconds=rows[0]["train_seconds"], graph=rows[-1].get("graph"),
+                       wall=time.perf_counter() - t0)
+            print(json.dumps(res), flush=True)
+            results.append(res)
+            if args.json:
+                Path(args.json).write_text(json.dumps(results, indent=1))
+    cols = sorted(report)
+    print("\n| device | algorithm | " + " | ".join(f"acc@{e}" for e in cols) + " | s/epoch (GPU) | graph |")
+    print("|---|---|" + "---|" * (len(cols) + 2))
+    for r in results:
+        accs = " | ".join(f"{100 * r['accuracy'][e]:.2f}" if e in r["accuracy"] else "" for e in cols)
+        print(f"| {r['device']} | {r['algorithm']} | {accs} | {r['seconds_per_epoch']:.2f} | {r['graph']} |")
+
+
+if __name__ == "__main__":
+    main()
