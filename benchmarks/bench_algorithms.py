@@ -27,6 +27,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     ap.add_argument("--eager", action="store_true", help="no CUDA graphs")
+    ap.add_argument("--digital-bias", action="store_true", help="digital biases instead of analog bias columns")
     args = ap.parse_args(argv)
     report = {int(e) for e in args.report.split(",")}
     results = []
@@ -34,10 +35,11 @@ def main(argv=None):
         for algorithm in args.algorithm or ALGORITHMS:
             t0 = time.perf_counter()
             rows = train(cp, 64, 0.05, args.epochs, args.seed, algorithm=algorithm, device=device,
-                         report_epochs=report, log=lambda r: None, graph=not args.eager)
+                         report_epochs=report, log=lambda r: None, graph=not args.eager,
+                         digital_bias=args.digital_bias)
             acc = {r["epoch"]: r["test_accuracy"] for r in rows if "test_accuracy" in r}
             secs = sorted(r["train_seconds"] for r in rows[1:]) or [rows[0]["train_seconds"]]
-            res = dict(device=device, algorithm=algorithm, accuracy=acc, seconds_per_epoch=secs[len(secs) // 2],
+            res = dict(device=device, algorithm=algorithm, digital_bias=args.digital_bias, accuracy=acc, seconds_per_epoch=secs[len(secs) // 2],
                        first_epoch_seconds=rows[0]["train_seconds"], graph=rows[-1].get("graph"),
                        wall=time.perf_counter() - t0)
             print(json.dumps(res), flush=True)

@@ -17,14 +17,14 @@ import time
 
 
 def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print, algorithm="sgd",
-          device="constant-step", report_epochs=None):
+          device="constant-step", report_epochs=None, digital_bias=False):
     from models.data import load_mnist
     from models.graph import GraphEpoch
     from models.mnist import build_mlp, epoch_order, evaluate, train_step
     from models.optim import AnalogSGD
     x_train, y_train, x_test, y_test = load_mnist()
     x_train, y_train, x_test, y_test = (cp.asarray(a) for a in (x_train, y_train, x_test, y_test))
-    model = build_mlp(seed=seed, backend="cupy", algorithm=algorithm, device=device)
+    model = build_mlp(seed=seed, backend="cupy", algorithm=algorithm, device=device, digital_bias=digital_bias)
     opt = AnalogSGD(model, lr)
     runner = GraphEpoch(train_step, model, opt, cp, x_train, y_train, batch) if graph else None
     rows = []
