@@ -225,7 +225,26 @@ class AnalogTile:
         events = pulses.coincidences(x, d, lr, self.device.granularity(), self.config.update, self.key, start)
         flat = {k: v.reshape(-1) for k, v in self.params.items()}
         counts = None if self.pulse_counts is None else {k: v.reshape(-1) for k, v in self.pulse_counts.items()}
+        if _snap is not None:
+            events = self._snapshots(events, flat, start, *_snap)
         apply_events(self.device, self.weights.reshape(-1), flat, events, self.key, start, counts)
+
+    def _snapshots(self, events, flat, start, snap_at, snap_slot, snap_out, flip_after):
+        """NumPy twin of the GPU kernel's Tiki-Taka support: invert the coincidence signs of column ``j`` after
+        sample ``flip_after[j]`` (a chopper flip), and write the visible weights of each column ``j`` with
+        ``snap_at[j] >= 0`` as they are after sample ``snap_at[j]`` to ``snap_out[snap_slot[j]]``. A column only
+        changes by its own events, so replaying the events of the snapshot columns up to their boundaries on
+        a copy gives those weights exactly (the draws are named by weight and sample)."""
+        j = events.widx % self.in_size
+        events.up = events.up ^ (events.sample > flip_after[j])
+        keep = (snap_at[j] >= 0) & (events.sample <= snap_at[j])
+        sub = pulses.Events(events.widx[keep], events.sample[keep], events.n[keep], events.up[keep])
+        weights = self.weights.reshape(-1).copy()
+        params = {k: (v.copy() if k == "persistent_weights" else v) for k, v in flat.items()}
+        apply_events(self.device, weights, params, sub, self.key, start)
+        cols = np.flatnonzero(snap_at >= 0)
+        snap_out[snap_slot[cols]] = weights.reshape(self.shape)[:, cols].T
+        return events
 
     def _update_gpu(self, x, d, lr, snap=None):
         from . import _cuda
@@ -519,8 +538,8 @@ class AnalogTile:
         for k, v in self.params.items():
             state[f"params/{k}"] = to_numpy(v).copy()
         for direction, s in self.io_state.items():
-            for k, v in s.items():
-                state[f"io/{direction}/{k}"] = np.array(to_numpy(v), copy=True)
+            for k, v in s.items():  # an unset optional scalar (None) is stored as an empty array
+                state[f"io/{direction}/{k}"] = np.zeros(0, F32) if v is None else np.array(to_numpy(v), copy=True)
         for k, v in (self.pulse_counts or {}).items():
             state[f"pulse_counts/{k}"] = to_numpy(v).copy()
         for k, v in (self.drift_state or {}).items():
@@ -553,8 +572,9 @@ class AnalogTile:
             self.params[k][...] = move(np.asarray(state[f"params/{k}"], F32))
         for direction, s in self.io_state.items():
             for k in s:
-                v = state[f"io/{direction}/{k}"]
-                s[k] = move(v) if np.ndim(v) else v.item()
+                v = np.asarray(state[f"io/{direction}/{k}"])
+                s[k] = None if v.size == 0 or v.dtype == object and v.item() is None else \
+                    (move(v) if v.ndim else v.item())
         if self.pulse_counts is not None:
             self.pulse_counts = {k: move(state[f"pulse_counts/{k}"]) for k in self.pulse_counts}
         drift = {k.split("/", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("drift/")}

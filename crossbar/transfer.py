@@ -490,12 +490,16 @@ class TransferTile(_CompoundTile):
         self.sub[0].update(x, d, lr_a, _snap=snap)
 
     # ---- the fused GPU path ----------------------------------------------------------------------
+    #: use the fused path where it applies (False: always the sequential reference path)
+    fused = True
+
     def _fused_ok(self, batch: int, t0: int) -> bool:
         """Whether this batch's transfers can run fused (one A update taking column snapshots, then all reads,
-        buffer steps and C writes at once): buffered family, columns, each column read at most once."""
+        buffer steps and C writes at once): buffered family, columns, each column read at most once.
+        Both backends fuse; the sequential path is the reference it is tested against."""
         from .config import PulseType
         cc = self.cc
-        return (self.backend == "cupy" and self.buffered and self.columns and len(self.sub) == 2
+        return (self.fused and self.buffered and self.columns and len(self.sub) == 2
                 and t0 >= 1 and batch % t0 == 0 and self.vec % t0 == 0 and batch // t0 <= self.size
                 and getattr(cc, "out_chop_prob", 0.0) == 0 and not getattr(cc, "experimental_correct_accumulation", False)
                 and self.sub[0].pulsed and self.sub[0].config.update.pulse_type not in (PulseType.NONE,

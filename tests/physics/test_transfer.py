@@ -168,3 +168,25 @@ def test_build_config_and_validation():
         ChoppedTransferCompound(unit_cell_devices=(quiet(), quiet(), quiet()))
     with pytest.raises(ValueError, match="transfer_forward"):
         TransferCompound(transfer_forward=IOParameters(inp_noise=0.1, noise_management="none"))
+
+
+@pytest.mark.parametrize("algorithm", ["ttv2", "c-ttv2", "agad"])
+@pytest.mark.parametrize("device", ["soft-bounds-reference", "reram-sb", "constant-step"])
+def test_fused_transfers_equal_the_sequential_reference(algorithm, device):
+    # the fused path (one A update with in-batch column snapshots and chopper flips, then all transfers at
+    # once) must reproduce the sequential one (A updated sample by sample, each transfer in turn) bit for bit
+    cfg = build_config(algorithm, device)
+    if algorithm != "ttv2":
+        cfg = cfg.replace(device=cfg.device.replace(in_chop_prob=0.5))  # frequent in-batch chopper flips
+    fused, sequential = make_tile(9, 21, cfg, seed=4), make_tile(9, 21, cfg, seed=4)
+    sequential.fused = False
+    for step in range(6):  # 6 x 8 samples: more than two sweeps of the 21 columns
+        x, d = inputs(step, 8, 21), inputs(step + 40, 8, 9, 0.3)
+        fused.update(x, d, 0.1)
+        sequential.update(x, d, 0.1)
+    assert fused._fused_ok(8, fused._period(0, 8))
+    assert np.array_equal(fused.get_weights(), sequential.get_weights())
+    for k, v in sequential.hidden_parameters().items():
+        np.testing.assert_array_equal(fused.hidden_parameters()[k], v, err_msg=k)
+    assert [t.counters for t in fused._progress_tiles()] == [t.counters for t in sequential._progress_tiles()]
+    assert np.array_equal(fused._host_state(), sequential._host_state())
