@@ -147,23 +147,31 @@ def _words(probs, bl, key, streams, sample0: int):
     for p, stream in zip(probs, streams):
         b, line = np.nonzero((p > 0) & (bl[:, None] > 0))
         nblk = (bl[b] + 3) // 4  # one Philox counter gives the uniforms of four slots
-        rep = np.repeat(np.arange(b.size), nblk)
-        blk = np.arange(rep.size) - np.repeat(np.cumsum(nblk) - nblk, nblk)
-        parts.append((p, b, line, rep, blk, np.full(rep.size, int(stream), np.uint32)))
-    cat = lambda k: np.concatenate([part[k] for part in parts])  # noqa: E731
+        first = np.cumsum(nblk) - nblk
+        if int(nblk.max(initial=1)) == 1:  # BL <= 4 (the usual case at larger batches): one row per line
+            rep, blk = np.arange(b.size), np.zeros(b.size, np.int64)
+        else:
+            rep = np.repeat(np.arange(b.size), nblk)
+            blk = np.arange(rep.size) - np.repeat(first, nblk)
+        parts.append((p, b, line, rep, blk, first, int(stream)))
     rep_b = np.concatenate([part[1][part[3]] for part in parts]).astype(np.uint64)
     rep_line = np.concatenate([part[2][part[3]] for part in parts]).astype(np.uint32)
-    u = rng.uniform_from_words(rng.philox4x32(key, rep_line, (sample0 + rep_b) & 0xFFFFFFFF,
-                                              cat(4).astype(np.uint32), cat(5)))  # (4, rows)
+    tags = np.concatenate([np.full(part[3].size, part[6], np.uint32) for part in parts])
+    blocks = np.concatenate([part[4] for part in parts]).astype(np.uint32)
+    u = rng.uniform_from_words(rng.philox4x32(key, rep_line, (sample0 + rep_b) & 0xFFFFFFFF, blocks, tags))
+    weight = (np.uint32(1) << np.arange(4, dtype=np.uint32))[:, None]
     out, start = [], 0
-    for p, b, line, rep, blk, _ in parts:
-        uu = u[:, start:start + rep.size]
+    for p, b, line, rep, blk, first, _ in parts:
+        uu = u[:, start:start + rep.size]  # (4, rows): the uniforms of slots 4 blk .. 4 blk + 3
         start += rep.size
-        slot = blk[None, :] * 4 + np.arange(4)[:, None]
-        fired = (uu < p[b[rep], line[rep]][None, :]) & (slot < bl[b[rep]][None, :])
-        bits = (fired.astype(np.uint32) << (slot % 32).astype(np.uint32)).sum(axis=0, dtype=np.uint32)
-        words = np.zeros((b.size, nwords), np.uint32)
-        np.add.at(words, (rep, blk // 8), bits)  # distinct bits: the sum is the bitwise or
+        left = bl[b[rep]] - 4 * blk  # slots of the train still ahead of this block
+        fired = (uu < p[b[rep], line[rep]][None, :]) & (np.arange(4)[:, None] < left[None, :])
+        bits = (fired * weight).sum(axis=0, dtype=np.uint32) << (4 * (blk % 8)).astype(np.uint32)
+        if nwords == 1:  # one word per line: its blocks are consecutive rows
+            words = (np.add.reduceat(bits, first) if b.size else bits).reshape(-1, 1)  # distinct bits: sum = or
+        else:
+            words = np.zeros((b.size, nwords), np.uint32)
+            np.add.at(words, (rep, blk // 8), bits)
         keep = words.any(axis=1)
         out.append((b[keep], line[keep], words[keep]))
     return out

@@ -197,13 +197,8 @@ class AnalogTile:
                       xp=self.xp)
 
     # ---- update --------------------------------------------------------------------------------
-    def update(self, x, d, lr: float, *, _snap=None):
-        """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order.
-
-        Args:
-            x: ``(batch, in_size)`` forward inputs; d: ``(batch, out_size)`` output gradients.
-            lr: learning rate (weight units per unit of ``x d``); must be finite.
-        """
+    def _update_inputs(self, x, d, lr):
+        """Validated ``(x, d, lr)`` of an update: float32 ``(batch, in)``, ``(batch, out)``, a finite float."""
         x = self._vectors("x", x, self.in_size)
         d = self._vectors("d", d, self.out_size)
         if x.shape[0] != d.shape[0]:
@@ -211,6 +206,16 @@ class AnalogTile:
         lr = float(lr)
         if not np.isfinite(lr):
             raise ValueError(f"{self!r}: lr must be finite, got {lr}")
+        return x, d, lr
+
+    def update(self, x, d, lr: float, *, _snap=None):
+        """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order.
+
+        Args:
+            x: ``(batch, in_size)`` forward inputs; d: ``(batch, out_size)`` output gradients.
+            lr: learning rate (weight units per unit of ``x d``); must be finite.
+        """
+        x, d, lr = self._update_inputs(x, d, lr)
         start = self._advance("update", x.shape[0])
         ptype = self.config.update.pulse_type
         if not self.pulsed or ptype in (PulseType.NONE, PulseType.NONE_WITH_DEVICE):

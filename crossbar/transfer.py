@@ -439,13 +439,7 @@ class TransferTile(_CompoundTile):
     # ---- update -----------------------------------------------------------------------------------
     def update(self, x, d, lr: float):
         """Pulsed SGD on A, then the transfers that fall inside this batch, in order (module docstring)."""
-        x = self._vectors("x", x, self.in_size)
-        d = self._vectors("d", d, self.out_size)
-        if x.shape[0] != d.shape[0]:
-            raise ValueError(f"{self!r}: x and d must have the same batch size, got {x.shape[0]} and {d.shape[0]}")
-        lr = float(lr)
-        if not np.isfinite(lr):
-            raise ValueError(f"{self!r}: lr must be finite, got {lr}")
+        x, d, lr = self._update_inputs(x, d, lr)
         batch = x.shape[0]
         self._advance("update", batch)
         lr_a, scale = self._fast_lr(lr, x, d)  # the auto-scale maxima do not depend on the chopper signs
@@ -566,16 +560,7 @@ class TransferTile(_CompoundTile):
                 st["switched"][lines] = flip
             else:
                 h = (F32(0) if cc.no_buffer else cols) + sign * scale * v
-            over = xp.abs(h) >= F32(1)
-            n = xp.where(over, xp.clip(xp.trunc(h), -bl_t, bl_t), F32(0))
-            if cc.forget_buffer:
-                kept = h * F32(cc.momentum)
-            else:
-                kept = h - F32(1 - cc.momentum) * n
-                if self.dynamic and cc.buffer_cap > 0:
-                    cap = F32(cc.buffer_cap) * bl_t
-                    kept = xp.clip(kept, -cap, cap)
-            new = xp.where(over, kept, h)
+            new, n = self._emit(h, bl_t)
             write = n
             if self.dynamic:  # AGAD writes nothing during its warm-up
                 write = xp.where((sweep_t > max(math.ceil(1 / cc.in_chop_prob), 2))[None, :], n, F32(0))
@@ -721,6 +706,12 @@ class TransferTile(_CompoundTile):
             st["switched"][c] = False
         else:
             h = (F32(0) if cc.no_buffer else col) + sign_out * scale * v
+        return self._emit(h, bl_t)
+
+    def _emit(self, h, bl_t):
+        """Chopped buffer threshold (physics.md 4.3/4.4): ``n = clip(trunc(h), +-BL)`` where ``|h| >= 1``, and
+        the buffer kept after a write. Elementwise on any shape; returns ``(new buffer, n)``."""
+        cc, xp = self.cc, self.xp
         over = xp.abs(h) >= F32(1)
         n = xp.where(over, xp.clip(xp.trunc(h), -bl_t, bl_t), F32(0))
         if cc.forget_buffer:
@@ -796,13 +787,7 @@ class MixedPrecisionTile(_CompoundTile):
 
     def update(self, x, d, lr: float):
         """``chi += lr q(d)^T q(x)``; every ``transfer_every`` batches write ``trunc(chi / eps)`` row by row."""
-        x = self._vectors("x", x, self.in_size)
-        d = self._vectors("d", d, self.out_size)
-        if x.shape[0] != d.shape[0]:
-            raise ValueError(f"{self!r}: x and d must have the same batch size, got {x.shape[0]} and {d.shape[0]}")
-        lr = float(lr)
-        if not np.isfinite(lr):
-            raise ValueError(f"{self!r}: lr must be finite, got {lr}")
+        x, d, lr = self._update_inputs(x, d, lr)
         cc, xp, st = self.cc, self.xp, self.state
         start = self._advance("update", x.shape[0])
         qx = self._quantise(x, cc.n_x_bins, cc.stoc_round_x, 0, start)

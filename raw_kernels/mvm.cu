@@ -37,6 +37,17 @@ __device__ __forceinline__ float quantise(float v, float step, bool sto, float u
   return rintf(t) * step;
 }
 
+// DAC of input line j (crossbar.io: x / div, quantise, clip, input noise, asymmetry)
+__device__ __forceinline__ float dac(float x, float div, int j, uint32_t s, uint32_t c2, float inp_step, int inp_sto,
+                                     float inp_bound, float inp_noise, float inp_asym, uint32_t k0, uint32_t k1) {
+  float v = x / div;
+  if (inp_step > 0.0f) v = quantise(v, inp_step, inp_sto, inp_sto ? line_uniform(j, s, c2, INP_ROUND, k0, k1) : 0.0f);
+  v = fminf(fmaxf(v, -inp_bound), inp_bound);
+  if (inp_noise > 0.0f) v = v + inp_noise * line_normal(j, s, c2, INP_NOISE, k0, k1);
+  if (inp_asym != 0.0f && v < 0.0f) v = v * (1.0f - inp_asym);
+  return v;
+}
+
 __device__ float block_reduce(float v, bool is_max, float* scratch) {
   // all threads get the result; scratch holds 32 floats
   for (int o = 16; o > 0; o >>= 1) {
@@ -120,12 +131,7 @@ extern "C" __global__ void io_mvm(const float* __restrict__ w, int out_size, int
     div = (nm != 0 ? (alpha > 0.0f ? alpha : 1.0f) : 1.0f) * factor;
     float sq = 0.0f;
     for (int j = threadIdx.x; j < n_in; j += blockDim.x) {
-      float v = raw[j] / div;
-      if (inp_step > 0.0f)
-        v = quantise(v, inp_step, inp_sto, inp_sto ? line_uniform(j, s, c2, INP_ROUND, k0, k1) : 0.0f);
-      v = fminf(fmaxf(v, -inp_bound), inp_bound);
-      if (inp_noise > 0.0f) v = v + inp_noise * line_normal(j, s, c2, INP_NOISE, k0, k1);
-      if (inp_asym != 0.0f && v < 0.0f) v = v * (1.0f - inp_asym);
+      const float v = dac(raw[j], div, j, s, c2, inp_step, inp_sto, inp_bound, inp_noise, inp_asym, k0, k1);
       xs[j] = v;
       sq += v * v;
     }
@@ -233,11 +239,7 @@ extern "C" __global__ void io_prepare(const float* __restrict__ x, int batch, in
   const float div = nm != 0 ? (alpha > 0.0f ? alpha : 1.0f) : 1.0f;
   float sq = 0.0f;
   for (int j = threadIdx.x; j < n_in; j += blockDim.x) {
-    float v = row[j] / div;
-    if (inp_step > 0.0f) v = quantise(v, inp_step, inp_sto, inp_sto ? line_uniform(j, s, tdir, INP_ROUND, k0, k1) : 0.0f);
-    v = fminf(fmaxf(v, -inp_bound), inp_bound);
-    if (inp_noise > 0.0f) v = v + inp_noise * line_normal(j, s, tdir, INP_NOISE, k0, k1);
-    if (inp_asym != 0.0f && v < 0.0f) v = v * (1.0f - inp_asym);
+    const float v = dac(row[j], div, j, s, tdir, inp_step, inp_sto, inp_bound, inp_noise, inp_asym, k0, k1);
     xs[(long long)b * n_in + j] = v;
     sq += v * v;
   }
