@@ -17,7 +17,6 @@ import dataclasses
 import enum
 import math
 import numbers
-import typing
 
 _REGISTRY: dict[str, type] = {}
 

@@ -423,7 +423,7 @@ class AnalogTile:
             if clip >= 0:
                 self.weights[...] = self.xp.clip(self.weights, -clip, clip)
             return
-        p, g = self.params, clip_to_bounds(self._device_weights(), self.params)
+        g = clip_to_bounds(self._device_weights(), self.params)
         if clip >= 0:
             g = self.xp.clip(g, F32(-clip), F32(clip))
         self._store_device_weights(g)

@@ -788,7 +788,7 @@ class MixedPrecisionTile(_CompoundTile):
     def update(self, x, d, lr: float):
         """``chi += lr q(d)^T q(x)``; every ``transfer_every`` batches write ``trunc(chi / eps)`` row by row."""
         x, d, lr = self._update_inputs(x, d, lr)
-        cc, xp, st = self.cc, self.xp, self.state
+        cc, st = self.cc, self.state
         start = self._advance("update", x.shape[0])
         qx = self._quantise(x, cc.n_x_bins, cc.stoc_round_x, 0, start)
         qd = self._quantise(d, cc.n_d_bins, cc.stoc_round_d, 1, start)

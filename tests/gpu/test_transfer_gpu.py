@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import crossbar.devices as D
-from crossbar import TileConfig, make_tile, rng
+from crossbar import make_tile, rng
 from crossbar.presets import build_config
 
 pytestmark = pytest.mark.gpu

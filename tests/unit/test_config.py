@@ -1,7 +1,6 @@
 """Config validation: every constrained field rejects a bad value by name; JSON round trips."""
 
 import dataclasses
-import enum
 import json
 
 import pytest
