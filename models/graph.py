@@ -95,6 +95,12 @@ class GraphStep:
         if self.failed is not None:
             self.loss_sum += self.step(self.model, self.optimizer, x, y)
             return
+        self.replay(1, x, y)
+
+    def replay(self, count: int, x=None, y=None) -> None:
+        """Replay the captured step ``count`` times (inputs copied in first when given): one pair of stream
+        events around all of them, and the host counters advanced once by ``count`` steps."""
+        cp = self.xp
         current = cp.cuda.get_current_stream()
         ready = cp.cuda.Event()
         ready.record(current)
@@ -103,17 +109,18 @@ class GraphStep:
             if x is not None:
                 self.x_buf[...] = x
                 self.y_buf[...] = y
-            self.graph.launch()
+            for _ in range(count):
+                self.graph.launch()
         done = cp.cuda.Event()
         done.record(self.stream)
         current.wait_event(done)  # later eager work (evaluation, the next gather) sees the new weights
         for t, delta in zip(self._tiles(), self.deltas):
             for k, v in delta.items():
-                t.counters[k] += v
-            if hasattr(t, "replayed"):
+                t.counters[k] += v * count
+            for _ in range(count if hasattr(t, "replayed") else 0):
                 t.replayed()
-        self.optimizer.steps += 1
-        self.replays += 1
+        self.optimizer.steps += count
+        self.replays += count
 
     def take_loss_sum(self) -> float:
         """The summed loss of all steps since the last call (one host read), then reset to 0."""
@@ -166,9 +173,15 @@ class GraphEpoch:
         self.pos[...] = first
 
     def run(self, count: int) -> None:
-        """Train the next ``count`` batches of the epoch."""
-        for _ in range(count):
-            self.inner(None, None)
+        """Train the next ``count`` batches of the epoch (the first call of a new lr trains one eagerly and
+        captures; the rest replay the graph back to back)."""
+        inner = self.inner
+        while count > 0:
+            if inner.failed is None and inner.graph is not None and inner._key(None, None) == inner.key:
+                inner.replay(count)
+                return
+            inner(None, None)
+            count -= 1
 
     def take_loss_sum(self) -> float:
         return self.inner.take_loss_sum()

@@ -456,14 +456,20 @@ def run(argv: list[str] | None = None) -> list[dict]:
             runner.start(order, first=step0)
         total = (lambda: float(running) + runner.loss_sum()) if runner is not None else (lambda: float(running))
         bar = _Progress(steps, step0, f"epoch {epoch + 1}/{args.epochs}", not args.no_progress)
-        for step in range(step0, steps):
+        step = step0
+        while step < steps:
             if runner is not None and step < runner.steps:
-                runner.run(1)
+                # replay up to the next checkpoint or stop, at most 100 steps between progress refreshes
+                every = args.checkpoint_every or steps
+                chunk = int(min(runner.steps - step, every - step % every, budget, 100))
+                runner.run(chunk)
             else:
+                chunk = 1
                 idx = order[step * batch:(step + 1) * batch]
                 running += train_step(model, optimizer, x_train[idx], y_train[idx])
-            done, budget = step + 1, budget - 1
-            bar.update(1, total() / done if bar.due() else None)
+            step += chunk
+            done, budget = step, budget - chunk
+            bar.update(chunk, total() / done if bar.due() else None)
             if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
                 checkpoint(epoch, done, total(), time.perf_counter() - t0)
             if not budget and done < steps:
