@@ -15,5 +15,6 @@ from .transfer import (BufferedTransferCompound, ChoppedTransferCompound, Dynami
 __version__ = "0.1.0"
 
 __all__ = ["AnalogTile", "make_tile", "TransferCompound", "BufferedTransferCompound", "ChoppedTransferCompound",
-           "DynamicTransferCompound", "MixedPrecisionCompound", "TileConfig", "IOParameters", "UpdateParameters", "DriftParameter", "PulseType",
+           "DynamicTransferCompound", "MixedPrecisionCompound", "TileConfig", "IOParameters", "UpdateParameters",
+           "DriftParameter", "PulseType",
            "NoiseManagement", "BoundManagement", "WeightNoiseType"] + list(_devices)

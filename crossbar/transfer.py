@@ -332,6 +332,7 @@ class TransferTile(_CompoundTile):
         self.columns = cc.transfer_columns
         self.size = in_size if self.columns else out_size  # lines read per sweep
         self.other = out_size if self.columns else in_size  # length of a read
+        self._lr_a_last = None  # A's last pulse learning rate (correct_gradient_magnitudes)
         self.chopped = isinstance(cc, ChoppedTransferCompound)
         self.dynamic = isinstance(cc, DynamicTransferCompound)
         self.buffered = isinstance(cc, BufferedTransferCompound)
@@ -495,7 +496,8 @@ class TransferTile(_CompoundTile):
         cc = self.cc
         return (self.fused and self.buffered and self.columns and len(self.sub) == 2
                 and t0 >= 1 and batch % t0 == 0 and self.vec % t0 == 0 and batch // t0 <= self.size
-                and getattr(cc, "out_chop_prob", 0.0) == 0 and not getattr(cc, "experimental_correct_accumulation", False)
+                and getattr(cc, "out_chop_prob", 0.0) == 0
+                and not getattr(cc, "experimental_correct_accumulation", False)
                 and self.sub[0].pulsed and self.sub[0].config.update.pulse_type not in (PulseType.NONE,
                                                                                          PulseType.NONE_WITH_DEVICE))
 
@@ -746,7 +748,6 @@ class TransferTile(_CompoundTile):
                 other_chop ^= u < F32(cc.out_chop_prob)
             self.sweeps = sweeps + 1
 
-    _lr_a_last = None
 
 
 class MixedPrecisionTile(_CompoundTile):
@@ -803,7 +804,8 @@ class MixedPrecisionTile(_CompoundTile):
         n_rows = self.out_size if cc.n_rows_per_transfer < 0 else min(cc.n_rows_per_transfer, self.out_size)
         first = self.row
         if cc.random_row:
-            first = int(float(rng.uniform(self.key, rng.Stream.TRANSFER, 0, self.counters["ops"], 0)[0]) * self.out_size)
+            u = rng.uniform(self.key, rng.Stream.TRANSFER, 0, self.counters["ops"], 0)[0]
+            first = int(float(u) * self.out_size)
         self._advance("ops", 1)
         rows = [(first + r) % self.out_size for r in range(n_rows)]
         eps = F32(self.eps)
@@ -822,4 +824,3 @@ class MixedPrecisionTile(_CompoundTile):
         self.row, self.batches = int(values[0]), int(values[1])
 
 
-COMPOUNDS = (TransferCompound, MixedPrecisionCompound)

@@ -56,8 +56,8 @@ SIZES = (784, 256, 128, 10)
 LAYER_PATH, SHUFFLE_PATH = 0x4C415952, 0x53485546  # "LAYR", "SHUF"
 CHECKPOINT = "checkpoint.npz"
 #: options that define a run: on --resume they are taken from the checkpoint and may not be changed
-RUN_OPTIONS = ("device", "algorithm", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias", "train_samples",
-               "test_samples", "data_dir")
+RUN_OPTIONS = ("device", "algorithm", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias",
+               "train_samples", "test_samples", "data_dir")
 
 
 # ---- model, data order, one training step ---------------------------------------------------------------

@@ -213,7 +213,8 @@ def apply_events(dev: PulsedDevice, weights, params: dict, events, key, sample0:
 
     For every weight the touched samples are applied in batch order; sample ``b`` applies its ``n``
     pulses one after the other, each pulse ``t`` with the normal ``z(widx, s, t // 4, PULSE_NOISE)[t % 4]``
-    where ``s = sample0 + b``, or, where ``dev.summing()``, in closed form with :func:`sum_noise`. Devices with write noise act on ``persistent_weights`` and then redraw the
+    where ``s = sample0 + b``, or, where ``dev.summing()``, in closed form with :func:`sum_noise`. Devices
+    with write noise act on ``persistent_weights`` and then redraw the
     visible weight as ``persistent + write_noise_std * dw_min * z(widx, s, 0, WRITE_NOISE)[0]``.
 
     Args:
