@@ -39,7 +39,8 @@ def main(argv=None):
                          digital_bias=args.digital_bias)
             acc = {r["epoch"]: r["test_accuracy"] for r in rows if "test_accuracy" in r}
             secs = sorted(r["train_seconds"] for r in rows[1:]) or [rows[0]["train_seconds"]]
-            res = dict(device=device, algorithm=algorithm, digital_bias=args.digital_bias, accuracy=acc, seconds_per_epoch=secs[len(secs) // 2],
+            res = dict(device=device, algorithm=algorithm, digital_bias=args.digital_bias, accuracy=acc,
+                       seconds_per_epoch=secs[len(secs) // 2],
                        first_epoch_seconds=rows[0]["train_seconds"], graph=rows[-1].get("graph"),
                        wall=time.perf_counter() - t0)
             print(json.dumps(res), flush=True)

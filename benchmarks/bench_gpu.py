@@ -33,26 +33,31 @@ def median_ms(fn, repeats, cp):
     return float(np.median(times))
 
 
+def workload(cp, kind: str, batch: int, size: int):
+    """``(x, d, lr)`` of the update workloads (module docstring), on the device."""
+    from crossbar import rng
+    u = cp.asarray(rng.uniform_array(rng.seed_key(3), 0, (batch, size)))
+    if kind == "mnist-like":
+        keep = cp.asarray(rng.uniform_array(rng.seed_key(4), 0, (batch, size))) < 0.19
+        x = cp.where(keep, u, 0).astype(cp.float32)
+        d = cp.asarray(rng.normal_array(rng.seed_key(5), 0, (batch, size))) * np.float32(1e-3)
+        return x, d, 0.05
+    x = (u * 2 - 1).astype(cp.float32)
+    d = (cp.asarray(rng.uniform_array(rng.seed_key(6), 0, (batch, size))) * 2 - 1).astype(cp.float32)
+    return x, d, 1.0
+
+
 def update_rows(cp, size, batches, repeats):
-    from crossbar import AnalogTile, TileConfig, rng
+    from crossbar import AnalogTile, TileConfig
     from crossbar.devices import ConstantStepDevice, SoftBoundsDevice
     rows = []
     for dev_name, dev in (("ConstantStep", ConstantStepDevice(dw_min_std=0.3)), ("SoftBounds", SoftBoundsDevice())):
         # building a 4096 x 4096 tile draws 16.7M device parameters per field on the host: do it once
         tile = AnalogTile(size, size, TileConfig(device=dev), seed=1, backend="cupy")
         counting = AnalogTile(size, size, TileConfig(device=dev.replace(count_pulses=True)), seed=1, backend="cupy")
-        for workload in ("mnist-like", "dense"):
+        for kind in ("mnist-like", "dense"):
             for batch in batches:
-                u = cp.asarray(rng.uniform_array(rng.seed_key(3), 0, (batch, size)))
-                if workload == "mnist-like":
-                    keep = cp.asarray(rng.uniform_array(rng.seed_key(4), 0, (batch, size))) < 0.19
-                    x = cp.where(keep, u, 0).astype(cp.float32)
-                    d = cp.asarray(rng.normal_array(rng.seed_key(5), 0, (batch, size))) * np.float32(1e-3)
-                    lr = 0.05
-                else:
-                    x = (u * 2 - 1).astype(cp.float32)
-                    d = (cp.asarray(rng.uniform_array(rng.seed_key(6), 0, (batch, size))) * 2 - 1).astype(cp.float32)
-                    lr = 1.0
+                x, d, lr = workload(cp, kind, batch, size)
                 ms = median_ms(lambda: tile.update(x, d, lr), repeats if batch < 1024 else max(repeats // 2, 3), cp)
                 for k in ("up", "down"):
                     counting.pulse_counts[k][...] = 0
@@ -60,12 +65,12 @@ def update_rows(cp, size, batches, repeats):
                 total = counting.pulse_counts["up"] + counting.pulse_counts["down"]
                 pulses, touched = float(total.sum()), float(cp.count_nonzero(total))
                 ws = size * size * batch / (ms * 1e-3)
-                row = dict(device=dev_name, workload=workload, batch=batch, ms=ms, weight_samples_per_s=ws,
+                row = dict(device=dev_name, workload=kind, batch=batch, ms=ms, weight_samples_per_s=ws,
                            pulses_per_s=pulses / (ms * 1e-3), pulses_per_sample=pulses / batch,
                            touched_fraction=touched / size**2)
                 print(row, flush=True)
                 rows.append(row)
-        del tile, counting
+        tile = counting = None  # free the 4096 x 4096 tiles before the next device
         cp.get_default_memory_pool().free_all_blocks()
     return rows
 

@@ -5,8 +5,13 @@ update-management, pulse-train and pulsed-update kernels, for the workloads of b
 """
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_gpu  # noqa: E402  (the shared workloads)
 
 
 def main():
@@ -17,16 +22,7 @@ def main():
     for dev in (ConstantStepDevice(dw_min_std=0.3), ConstantStepDevice(dw_min_std=0.0)):
         tile = AnalogTile(size, size, TileConfig(device=dev), seed=1, backend="cupy")
         for workload in ("mnist-like", "dense"):
-            u = cp.asarray(rng.uniform_array(rng.seed_key(3), 0, (batch, size)))
-            if workload == "mnist-like":
-                keep = cp.asarray(rng.uniform_array(rng.seed_key(4), 0, (batch, size))) < 0.19
-                x = cp.where(keep, u, 0).astype(cp.float32)
-                d = cp.asarray(rng.normal_array(rng.seed_key(5), 0, (batch, size))) * np.float32(1e-3)
-                lr = 0.05
-            else:
-                x = (u * 2 - 1).astype(cp.float32)
-                d = (cp.asarray(rng.uniform_array(rng.seed_key(6), 0, (batch, size))) * 2 - 1).astype(cp.float32)
-                lr = 1.0
+            x, d, lr = bench_gpu.workload(cp, workload, batch, size)
             cfg, what = tile.config.update, "profile"
             ctr, key = tile.device_counters["update"], tile.key
             dw = dev.granularity()
@@ -54,7 +50,7 @@ def main():
             nz = float(cp.count_nonzero(wx & 0x7FFFFFFF)) / wx.size, float(cp.count_nonzero(wd & 0x7FFFFFFF)) / wd.size
             print(f"std {dev.dw_min_std} {workload}: non-empty trains x {nz[0]:.3f} d {nz[1]:.3f}; BL mean "
                   f"{float(bl.mean()):.1f}; " + ", ".join(f"{k} {v:.3f} ms" for k, v in timings.items()), flush=True)
-        del tile
+        tile = None
         cp.get_default_memory_pool().free_all_blocks()
 
 

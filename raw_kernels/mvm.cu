@@ -72,6 +72,20 @@ __device__ float block_reduce(float v, bool is_max, float* scratch) {
   return r;
 }
 
+// Noise management (crossbar.io): alpha of one sample from its max |x| and max x (block-wide; every thread
+// of the block must call it). nm: 0 none, 1 abs max, 2 max, 3 constant.
+__device__ __forceinline__ float nm_alpha(int nm, float nm_thres, float amax, float vmax, float* scratch) {
+  float alpha = 1.0f;
+  if (nm == 1 || nm == 2) {
+    alpha = block_reduce(nm == 1 ? amax : vmax, true, scratch);
+    if (nm_thres > 0.0f) alpha = fminf(alpha, nm_thres);
+  } else {
+    if (nm == 3) alpha = nm_thres > 0.0f ? nm_thres : 1.0f;
+    __syncthreads();  // the caller's shared writes are visible as after a reduction
+  }
+  return alpha;
+}
+
 #define OUT_TILE 32
 
 extern "C" __global__ void io_mvm(const float* __restrict__ w, int out_size, int in_size,
@@ -109,15 +123,7 @@ extern "C" __global__ void io_mvm(const float* __restrict__ w, int out_size, int
     amax = fmaxf(amax, fabsf(v));
     vmax = fmaxf(vmax, v);
   }
-  float alpha = 1.0f;
-  if (nm == 1 || nm == 2) {
-    alpha = block_reduce(nm == 1 ? amax : vmax, true, scratch);
-    if (nm_thres > 0.0f) alpha = fminf(alpha, nm_thres);
-  } else if (nm == 3) {
-    alpha = nm_thres > 0.0f ? nm_thres : 1.0f;
-  } else {
-    __syncthreads();
-  }
+  const float alpha = nm_alpha(nm, nm_thres, amax, vmax, scratch);
   float* out = y + (long long)b * n_out;
   if (nm != 0 && inp_noise == 0.0f && alpha <= 0.0f) {  // nothing reaches the crossbar
     for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) out[i] = 0.0f;
@@ -229,13 +235,7 @@ extern "C" __global__ void io_prepare(const float* __restrict__ x, int batch, in
     amax = fmaxf(amax, fabsf(row[j]));
     vmax = fmaxf(vmax, row[j]);
   }
-  float alpha = 1.0f;
-  if (nm == 1 || nm == 2) {
-    alpha = block_reduce(nm == 1 ? amax : vmax, true, scratch);
-    if (nm_thres > 0.0f) alpha = fminf(alpha, nm_thres);
-  } else if (nm == 3) {
-    alpha = nm_thres > 0.0f ? nm_thres : 1.0f;
-  }
+  const float alpha = nm_alpha(nm, nm_thres, amax, vmax, scratch);
   const float div = nm != 0 ? (alpha > 0.0f ? alpha : 1.0f) : 1.0f;
   float sq = 0.0f;
   for (int j = threadIdx.x; j < n_in; j += blockDim.x) {
