@@ -119,6 +119,13 @@ class BufferedTransferCompound(TransferCompound):
 
     two_devices_only = True
 
+    def validate(self):
+        super().validate()
+        # as the incumbent's initDefaults: one line per transfer, in order, no reset
+        if self.n_reads_per_transfer != 1 or self.random_selection or self.with_reset_prob > 0:
+            self._fail("n_reads_per_transfer", self.n_reads_per_transfer,
+                       "1, without random_selection or with_reset_prob, for the buffered family")
+
 
 @config
 class ChoppedTransferCompound(BufferedTransferCompound):
@@ -142,13 +149,6 @@ class ChoppedTransferCompound(BufferedTransferCompound):
     correct_gradient_magnitudes: bool = param(False, "scale the buffer by C's over A's granularity")
     scale_fast_lr: bool = param(False, "multiply fast_lr by lr")
     transfer_every: float = param(1.0, "transfer period (< 0: automatic from A's number of states)")
-
-    def validate(self):
-        super().validate()
-        if self.n_reads_per_transfer != 1 or self.random_selection or self.with_reset_prob > 0:
-            self._fail("n_reads_per_transfer", self.n_reads_per_transfer,
-                       "1, without random_selection or with_reset_prob, for the chopped family")
-
 
 @config
 class DynamicTransferCompound(ChoppedTransferCompound):
@@ -669,6 +669,8 @@ class TransferTile(_CompoundTile):
         self._write(k + 1, lines, -write[None, :], F32(cc.step * dw_c))
         if self.chopped:
             self._flip_choppers(c)
+        if c == self.size - 1:  # a sweep over all lines is complete
+            self.sweeps += 1
 
     # ---- chopped family -----------------------------------------------------------------------------
     def _lr_scale(self, lr_t: float, dw_c: float) -> float:
@@ -746,7 +748,6 @@ class TransferTile(_CompoundTile):
                 other_chop = st["c_out"] if self.columns else st["c_in"]
                 u = rng.uniform_array(self.key, rng.Stream.TRANSFER, other_chop.shape, c1=sweeps, c2=2, xp=xp)
                 other_chop ^= u < F32(cc.out_chop_prob)
-            self.sweeps = sweeps + 1
 
 
 

@@ -170,13 +170,19 @@ def test_build_config_and_validation():
         TransferCompound(transfer_forward=IOParameters(inp_noise=0.1, noise_management="none"))
 
 
-@pytest.mark.parametrize("algorithm", ["ttv2", "c-ttv2", "agad"])
+@pytest.mark.parametrize("algorithm", ["buffered", "ttv2", "c-ttv2", "agad"])
 @pytest.mark.parametrize("device", ["soft-bounds-reference", "reram-sb", "constant-step"])
 def test_fused_transfers_equal_the_sequential_reference(algorithm, device):
     # the fused path (one A update with in-batch column snapshots and chopper flips, then all transfers at
     # once) must reproduce the sequential one (A updated sample by sample, each transfer in turn) bit for bit
-    cfg = build_config(algorithm, device)
-    if algorithm != "ttv2":
+    if algorithm == "buffered":  # the TTv2 class itself: threshold theta, momentum kept after a write
+        dev = build_config("sgd", device).device
+        cfg = TileConfig(device=BufferedTransferCompound(unit_cell_devices=(dev, dev), transfer_every=1,
+                                                         units_in_mbatch=False, forget_buffer=False,
+                                                         transfer_update=UpdateParameters(desired_bl=3)))
+    else:
+        cfg = build_config(algorithm, device)
+    if algorithm in ("c-ttv2", "agad"):
         cfg = cfg.replace(device=cfg.device.replace(in_chop_prob=0.5))  # frequent in-batch chopper flips
     fused, sequential = make_tile(9, 21, cfg, seed=4), make_tile(9, 21, cfg, seed=4)
     sequential.fused = False
