@@ -182,34 +182,22 @@ def _schedule_type(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _int_type(lo: int, hi: int | None, what: str, out_of_range: str | None = None):
+    """An argparse type: an integer in ``[lo, hi)``; errors say ``expected <what>`` (or ``out_of_range``)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < lo or (hi is not None and v >= hi):
+            raise argparse.ArgumentTypeError(f"{out_of_range or 'expected ' + what}, got {v}")
+        return v
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def _seed(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= v < 2**64:
-        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**64), got {v}")
-    return v
+_positive_int = _int_type(1, None, "a positive integer")
+_non_negative_int = _int_type(0, None, "an integer >= 0")
+_seed = _int_type(0, 2**64, "an integer seed", "seed must be in [0, 2**64)")
 
 
 def _lr(text: str) -> float:
