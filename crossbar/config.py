@@ -118,8 +118,16 @@ class Config:
 
     def _check_number(self, name, v, meta, whole=None):
         shown = whole if whole is not None else v
+        f = self.__dataclass_fields__[name]
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        default = default[0] if isinstance(default, tuple) and default else default
+        if isinstance(default, Config):  # a field that holds configs, and v is not one
+            from .devices import IdealDevice, PulsedDevice
+            if isinstance(default, (PulsedDevice, IdealDevice)):
+                return  # which device configs fit is the class's validate()'s to say
+            self._fail(name, shown, f"of type {type(default).__name__}, got {type(v).__name__}")
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
-            self._fail(name, shown, "a number: " + _describe(meta))
+            self._fail(name, shown, f"a number: {_describe(meta)}, got {type(v).__name__}")
         if meta["finite"] and not math.isfinite(v):
             self._fail(name, shown, "finite and " + _describe(meta))
         if meta["integer"] and (not math.isfinite(v) or int(v) != v):
@@ -346,7 +354,9 @@ class TileConfig(Config):
         from .devices import IdealDevice, PulsedDevice
         from .transfer import COMPOUNDS
         if not isinstance(self.device, (PulsedDevice, IdealDevice) + COMPOUNDS):
-            self._fail("device", self.device, "a PulsedDevice subclass, IdealDevice or a compound (crossbar.transfer)")
+            self._fail("device", self.device, f"a device config (a PulsedDevice, IdealDevice or a compound from "
+                       f"crossbar.transfer), got {type(self.device).__name__}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters), ("update", UpdateParameters)):
-            if not isinstance(getattr(self, name), cls):
-                self._fail(name, getattr(self, name), f"an {cls.__name__}")
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                self._fail(name, value, f"of type {cls.__name__}, got {type(value).__name__}")

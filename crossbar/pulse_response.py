@@ -5,7 +5,7 @@ Run ``python -m crossbar.pulse_response --device soft-bounds`` (``--help`` for t
 every traced device) and, with matplotlib installed (``pip install "crossbar-sim[plot]"``), a PNG with the
 traces and the mean up and down step size versus the weight.
 
-Each pulse is a real tile update (physics.md 7.2): a ``(n_devices, 1)`` tile with ``BL = 1`` and no update
+Each pulse is a real tile update: a ``(n_devices, 1)`` tile with ``BL = 1`` and no update
 management gets ``update(x=-1, d=direction, lr=1)``, for which the pulse probabilities exceed 1, so exactly one
 pulse fires per device, up for ``direction = +1``.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 
@@ -101,14 +102,56 @@ def _plot(path, name, directions, trace, stats):
     plt.close(fig)
 
 
+def int_type(lo: int, hi: int | None, what: str, out_of_range: str | None = None):
+    """An argparse type of the command-line jobs: an integer in ``[lo, hi)``; errors say ``expected <what>``
+    (or ``out_of_range`` for an integer outside the range)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < lo or (hi is not None and v >= hi):
+            raise argparse.ArgumentTypeError(f"{out_of_range or 'expected ' + what}, got {v}")
+        return v
+    return parse
+
+
+_positive_int = int_type(1, None, "a positive integer")
+seed_type = int_type(0, 2**64, "an integer seed", "seed must be in [0, 2**64)")
+
+#: the largest trace (pulses + 1) x devices this job computes (4e8 bytes of float32)
+MAX_TRACE_VALUES = 10**8
+
+
+def output_dir_error(out: str | Path) -> str | None:
+    """Why the command-line jobs could not write files in the directory ``out`` (made if missing), or None.
+
+    Checks, without writing anything, that ``out`` is not an existing file and that it, or the nearest
+    existing directory above it, is a writable directory.
+    """
+    out = Path(out)
+    try:
+        if out.exists() and not out.is_dir():
+            return f"{out} exists and is not a directory"
+        nearest = next(p for p in (out, *out.parents) if p.exists())
+    except OSError as exc:
+        return f"cannot access {out} ({exc.strerror or exc})"
+    if not nearest.is_dir():
+        return f"{nearest} is not a directory"
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        return f"{nearest} is not writable"
+    return None
+
+
 def main(argv=None) -> int:
+    """The command line (``--help``). Bad options: usage and a one-line error, exit status 2, nothing written."""
     parser = argparse.ArgumentParser(prog="python -m crossbar.pulse_response", description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="soft-bounds", help=f"one of: {', '.join(presets.DEVICES)}")
-    parser.add_argument("--n-steps", type=int, default=None,
+    parser.add_argument("--n-steps", type=_positive_int, default=None,
                         help="pulses per direction (default: (w_max - w_min) / granularity, at most 5000)")
-    parser.add_argument("--n-loops", type=int, default=2, help="up/down cycles (default 2)")
-    parser.add_argument("--n-devices", type=int, default=5, help="devices traced (default 5)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-loops", type=_positive_int, default=2, help="up/down cycles (default 2)")
+    parser.add_argument("--n-devices", type=_positive_int, default=5, help="devices traced (default 5)")
+    parser.add_argument("--seed", type=seed_type, default=0, help="tile seed, an integer in [0, 2**64) (default 0)")
     parser.add_argument("--noise-free", action="store_true", help="turn off cycle-to-cycle and write noise")
     parser.add_argument("--out", default="runs", help="output folder (default: runs)")
     parser.add_argument("--no-plot", action="store_true", help="write the CSV only")
@@ -119,37 +162,44 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     if not isinstance(dev, PulsedDevice):
         parser.error(f"device {args.device!r} is not pulsed: it has no pulse response")
-    for flag in ("n_loops", "n_devices"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
     if args.noise_free:
         dev = dev.replace(dw_min_std=0.0, write_noise_std=0.0)
     n_steps = args.n_steps or min(max(int(round((dev.w_max - dev.w_min) / dev.granularity())), 1), 5000)
-    if n_steps < 1:
-        parser.error("--n-steps must be >= 1")
+    size = (2 * n_steps * args.n_loops + 1) * args.n_devices
+    if size > MAX_TRACE_VALUES:
+        parser.error(f"--n-steps {n_steps} x --n-loops {args.n_loops} x --n-devices {args.n_devices}: a trace of "
+                     f"{size:.3g} weights, more than the {MAX_TRACE_VALUES:.0e} this job computes")
+    out = Path(args.out)
+    problem = output_dir_error(out)
+    if problem:
+        parser.error(f"--out {out}: {problem}")
     directions = pulse_directions(n_steps, args.n_loops)
     trace = pulse_response(dev, directions, args.n_devices, args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"pulse_response_{args.device}.csv"
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["pulse", "direction"] + [f"w{i}" for i in range(trace.shape[1])])
-        writer.writerow([0, 0] + [f"{v:.7g}" for v in trace[0]])
-        for k, direction in enumerate(directions):
-            writer.writerow([k + 1, int(direction)] + [f"{v:.7g}" for v in trace[k + 1]])
     stats = step_statistics(trace, directions, n_nodes=min(n_steps, 50))
+    csv_path = out / f"pulse_response_{args.device}.csv"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(csv_path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["pulse", "direction"] + [f"w{i}" for i in range(trace.shape[1])])
+            writer.writerow([0, 0] + [f"{v:.7g}" for v in trace[0]])
+            for k, direction in enumerate(directions):
+                writer.writerow([k + 1, int(direction)] + [f"{v:.7g}" for v in trace[k + 1]])
+    except OSError as exc:
+        parser.exit(2, f"{parser.prog}: error: cannot write {csv_path}: {exc.strerror or exc}\n")
     print(f"{args.device}: {len(directions)} pulses on {trace.shape[1]} devices; weight range "
           f"[{trace.min():.4g}, {trace.max():.4g}]; mean |step| up {np.nanmean(np.abs(stats['up_mean'])):.3g}, "
           f"down {np.nanmean(np.abs(stats['down_mean'])):.3g}")
     print(f"wrote {csv_path}")
     if not args.no_plot:
+        png = out / f"pulse_response_{args.device}.png"
         try:
-            png = out / f"pulse_response_{args.device}.png"
             _plot(png, args.device, directions, trace, stats)
             print(f"wrote {png}")
         except ImportError:
             print("matplotlib is not installed: no plot (pip install 'crossbar-sim[plot]')")
+        except OSError as exc:
+            parser.exit(2, f"{parser.prog}: error: cannot write {png}: {exc.strerror or exc}\n")
     return 0
 
 

@@ -62,6 +62,8 @@ class AnalogTile:
         for name, v in (("out_size", out_size), ("in_size", in_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"AnalogTile: {name} must be a positive integer, got {v!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+            raise ValueError(f"AnalogTile: seed must be an integer in [0, 2**64), got {seed!r}")
         config = TileConfig() if config is None else config
         if not isinstance(config, TileConfig):
             raise TypeError(f"AnalogTile: config must be a TileConfig, got {type(config).__name__}")
@@ -122,10 +124,13 @@ class AnalogTile:
                              f"got {tuple(a.shape)}")
         if a.dtype.kind not in "fiu":
             raise TypeError(f"{self!r}: {name} must be real numbers, got dtype {a.dtype}")
-        a = xp.ascontiguousarray(a, dtype=F32)
-        if self.check_finite and not bool(xp.isfinite(a).all()):
-            raise ValueError(f"{self!r}: {name} contains NaN or Inf")
-        return a
+        a32 = xp.ascontiguousarray(a, dtype=F32)
+        if self.check_finite and not bool(xp.isfinite(a32).all()):
+            if not bool(xp.isfinite(a).all()):
+                raise ValueError(f"{self!r}: {name} contains NaN or Inf")
+            raise ValueError(f"{self!r}: {name} overflows float32: its largest magnitude is "
+                             f"{float(xp.abs(a).max()):.6g}, float32 holds at most {float(np.finfo(F32).max):.6g}")
+        return a32
 
     def _advance(self, counter: str, n: int) -> int:
         start = self.counters[counter]
@@ -203,7 +208,12 @@ class AnalogTile:
         d = self._vectors("d", d, self.out_size)
         if x.shape[0] != d.shape[0]:
             raise ValueError(f"{self!r}: x and d must have the same batch size, got {x.shape[0]} and {d.shape[0]}")
-        lr = float(lr)
+        try:
+            if isinstance(lr, (str, bytes, bool)):
+                raise TypeError
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise TypeError(f"{self!r}: lr must be a finite real number, got {lr!r}") from None
         if not np.isfinite(lr):
             raise ValueError(f"{self!r}: lr must be finite, got {lr}")
         return x, d, lr
@@ -579,7 +589,7 @@ class AnalogTile:
             for k in s:
                 v = np.asarray(state[f"io/{direction}/{k}"])
                 s[k] = None if v.size == 0 or v.dtype == object and v.item() is None else \
-                    (move(v) if v.ndim else v.item())
+                    (move(v) if v.ndim else v[()])  # a scalar keeps its dtype (float32)
         if self.pulse_counts is not None:
             self.pulse_counts = {k: move(state[f"pulse_counts/{k}"]) for k in self.pulse_counts}
         drift = {k.split("/", 1)[1]: np.array(v) for k, v in state.items() if k.startswith("drift/")}

@@ -1,4 +1,4 @@
-"""Checkpoints as plain arrays (DESIGN.md decision 9).
+"""Checkpoints as plain arrays.
 
 A checkpoint is an uncompressed ``.npz`` (a zip of ``.npy`` files) holding named NumPy arrays and one
 ``__meta__`` entry: a JSON document with the format name and version, the list of array names, a SHA-256
@@ -7,7 +7,8 @@ counters, epoch, metrics). Nothing is pickled: arrays of Python objects are refu
 read with ``allow_pickle=False``.
 
 Writing is atomic: the file is written to a temporary file in the same directory, flushed to disk and then
-renamed over the target (``os.replace``), so a crash leaves either the old checkpoint or the new one. Reading
+renamed over the target (``os.replace``), and the directory is flushed too, so a crash leaves either the old
+checkpoint or the new one (and perhaps a temporary file, which :func:`remove_stale_temp_files` clears). Reading
 checks the zip structure and CRCs, the format, the names and the digest, and raises :class:`CheckpointError`
 naming the file before anything is handed to the caller; :func:`load_training` also validates every state
 against the model, optimizer and scheduler before changing any of them.
@@ -24,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -31,7 +33,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -79,10 +81,21 @@ def save_checkpoint(path: str | Path, arrays: dict[str, Any], meta: dict | None 
         raise ValueError(f"save_checkpoint: meta keys {sorted(reserved)} are reserved")
     meta.update(format=FORMAT, version=VERSION, names=sorted(arrays), digest=_digest(arrays))
     text = json.dumps(meta)  # raises TypeError for anything not JSON-serialisable
+    write_atomic(path, lambda f: np.savez(f, allow_pickle=False, **arrays, **{_META: np.array(text)}))
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """Replace ``path`` atomically by what ``write(f)`` writes to a binary file object.
+
+    The data go to a temporary file beside ``path`` (:func:`temp_file_for`), are flushed to disk and renamed
+    over ``path``; then the directory is flushed (where the OS allows), so the rename survives a power loss.
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
     fd, tmp = temp_file_for(path)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays, **{_META: np.array(text)})
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,16 +103,44 @@ def save_checkpoint(path: str | Path, arrays: dict[str, Any], meta: dict | None 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # some systems (Windows) cannot open or flush a directory
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """:func:`write_atomic` of a UTF-8 text."""
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def _temp_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of the temporary files for ``path``; ``mkstemp`` puts 8 random characters between."""
+    return f".{path.name}.", ".tmp"
 
 
 def temp_file_for(path: Path) -> tuple[int, str]:
-    """``(fd, name)`` of a new temporary file beside ``path`` (same file system, so ``os.replace`` is atomic),
-    with the permissions a plain ``open`` would give (``mkstemp`` makes it owner-only)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """``(fd, name)`` of a new temporary file ``.<name>.XXXXXXXX.tmp`` beside ``path`` (same file system, so
+    ``os.replace`` is atomic), with the permissions a plain ``open`` would give (``mkstemp`` makes it owner-only)."""
+    prefix, suffix = _temp_affixes(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     umask = os.umask(0o022)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     return fd, tmp
+
+
+def remove_stale_temp_files(path: str | Path) -> list[Path]:
+    """Delete the temporary files that :func:`temp_file_for` made for ``path`` and an interrupted write left
+    behind (only plain files of that name pattern, beside ``path``); returns the paths deleted."""
+    path = Path(path)
+    prefix, suffix = _temp_affixes(path)
+    stale = [p for p in path.parent.glob(glob.escape(prefix) + "?" * 8 + suffix) if p.is_file() and not p.is_symlink()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -95,6 +95,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 def load_mnist(
     data_dir: str | Path | None = None,
+    *,
+    image_shape: tuple[int, int] | None = (28, 28),
+    n_classes: int = 10,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load MNIST, or any data set in its four-file IDX layout (e.g. Fashion-MNIST).
 
@@ -102,20 +105,26 @@ def load_mnist(
         data_dir: Directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
             ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each raw or with a
             ``.gz`` suffix. None means the copy shipped in ``models/datasets/mnist/``.
+        image_shape: ``(rows, cols)`` every image must have (None: any).
+        n_classes: labels must be integers in ``0 .. n_classes - 1``.
 
     Returns:
         ``(x_train, y_train, x_test, y_test)`` as NumPy arrays: images float32 in [0, 1],
         shape [n, rows * cols] ([60000, 784] and [10000, 784] for MNIST); labels int64, [n].
 
     Raises:
-        DataError: If a file is missing or malformed, images are not uint8 [n, rows, cols],
-            or the numbers of images and labels differ.
+        DataError: If a file is missing or malformed, images are not uint8 [n, rows, cols] of
+            ``image_shape``, a split holds no images, labels are not integers in range, or the
+            numbers of images and labels differ. The message names the file.
     """
     data_dir = _MNIST_DIR if data_dir is None else Path(data_dir)
-    train_x, train_y, test_x, test_y = (read_idx(_find(data_dir, name)) for name in _MNIST_FILES)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such data directory")
+    paths = [_find(data_dir, name) for name in _MNIST_FILES]
+    train_x, train_y, test_x, test_y = (read_idx(path) for path in paths)
     return (
-        *_images_and_labels(data_dir, "train", train_x, train_y),
-        *_images_and_labels(data_dir, "t10k", test_x, test_y),
+        *_images_and_labels(paths[0], train_x, paths[1], train_y, image_shape, n_classes),
+        *_images_and_labels(paths[2], test_x, paths[3], test_y, image_shape, n_classes),
     )
 
 
@@ -127,16 +136,37 @@ def _find(data_dir: Path, name: str) -> Path:
 
 
 def _images_and_labels(
-    data_dir: Path, split: str, images: np.ndarray, labels: np.ndarray
+    images_path: Path,
+    images: np.ndarray,
+    labels_path: Path,
+    labels: np.ndarray,
+    image_shape: tuple[int, int] | None,
+    n_classes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Check one split (naming the offending file) and convert it: float32 ``[n, rows * cols]``, int64 ``[n]``."""
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(
-            f"{data_dir}: {split} images must be uint8 [n, rows, cols], "
-            f"got {images.dtype} {images.shape}"
+            f"{images_path}: images must be uint8 [n, rows, cols], got {images.dtype} {images.shape}"
         )
+    if image_shape is not None and images.shape[1:] != tuple(image_shape):
+        rows, cols = image_shape
+        raise DataError(
+            f"{images_path}: images are {images.shape[1]}x{images.shape[2]} (shape {images.shape}), "
+            f"expected {rows}x{cols}"
+        )
+    if len(images) == 0:
+        raise DataError(f"{images_path}: holds no images")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(
-            f"{data_dir}: {len(images)} {split} images but labels of shape {labels.shape}"
+            f"{labels_path}: labels of shape {labels.shape} for the {len(images)} images of {images_path}"
+        )
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_path}: labels must be integers, got {labels.dtype}")
+    bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    if bad.size:
+        raise DataError(
+            f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is outside 0..{n_classes - 1} "
+            f"({bad.size} such labels)"
         )
     x = images.reshape(len(images), -1).astype(np.float32) / np.float32(255)
     return x, labels.astype(np.int64)

@@ -30,6 +30,7 @@ epoch, and every ``--checkpoint-every`` steps), ``config.json`` and, with matplo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -37,15 +38,20 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from crossbar import rng
 from crossbar.backend import BACKENDS, get_xp
+from crossbar.config import TileConfig
+from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
+from crossbar.pulse_response import int_type, output_dir_error, seed_type
 
 from .autograd import Array, Tensor, no_grad
-from .checkpoint import CheckpointError, load_checkpoint, restore_training, save_training, temp_file_for
+from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temp_files, restore_training, save_training,
+                         write_text_atomic)
 from .data import DataError, load_mnist
 from .graph import GraphEpoch
 from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss
@@ -54,7 +60,11 @@ from .optim import SGD, AnalogSGD, ConstantLR, LRScheduler, MultiStepLR, Optimiz
 SIZES = (784, 256, 128, 10)
 #: key paths under the run seed (distinct from the tile keys, which derive from the layer seeds)
 LAYER_PATH, SHUFFLE_PATH = 0x4C415952, 0x53485546  # "LAYR", "SHUF"
-CHECKPOINT = "checkpoint.npz"
+CHECKPOINT, METRICS, CONFIG, CURVES = "checkpoint.npz", "metrics.jsonl", "config.json", "curves.png"
+#: every file a run writes in --out
+OUTPUTS = (CHECKPOINT, METRICS, CONFIG, CURVES)
+#: meta entries of a checkpoint written by this job (a library save_training lacks them)
+RUN_META = ("run", "epochs", "epoch", "step", "seconds", "history")
 #: options that define a run: on --resume they are taken from the checkpoint and may not be changed
 RUN_OPTIONS = ("device", "algorithm", "lr", "schedule", "batch_size", "seed", "digital", "digital_bias",
                "train_samples", "test_samples", "data_dir")
@@ -82,11 +92,7 @@ def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int
             ``tiki-taka``, ``ttv2``, ``c-ttv2``, ``agad``, ``mp``), built around the device's IO and update.
     """
     seeds = layer_seeds(seed, len(sizes) - 1)
-    config = None
-    if not digital:
-        base = tile_config(device)
-        config = base if algorithm == "sgd" else build_config(algorithm, base.device, io=base.forward,
-                                                              update=base.update)
+    config = None if digital else analog_config(device, algorithm)
     layers: list[Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if digital:
@@ -96,6 +102,20 @@ def build_mlp(*, digital: bool = False, device: str = "constant-step", seed: int
                                        backend=backend))
         layers.append(Sigmoid() if i < len(sizes) - 2 else LogSoftmax())
     return Sequential(*layers)
+
+
+def analog_config(device: str, algorithm: str = "sgd") -> TileConfig:
+    """The tile config of the analog layers: the ``device`` preset trained with ``algorithm``.
+
+    Raises:
+        ValueError: ``algorithm`` is a compound (not ``sgd``) and ``device`` is not pulsed, e.g. ``ideal``.
+    """
+    base = tile_config(device)
+    if algorithm == "sgd":
+        return base
+    if not isinstance(base.device, PulsedDevice):
+        raise ValueError(f"algorithm {algorithm!r} needs a pulsed device; {device!r} is not one (use 'sgd' with it)")
+    return build_config(algorithm, base.device, io=base.forward, update=base.update)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -182,22 +202,8 @@ def _schedule_type(text: str) -> str:
     return text
 
 
-def _int_type(lo: int, hi: int | None, what: str, out_of_range: str | None = None):
-    """An argparse type: an integer in ``[lo, hi)``; errors say ``expected <what>`` (or ``out_of_range``)."""
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if v < lo or (hi is not None and v >= hi):
-            raise argparse.ArgumentTypeError(f"{out_of_range or 'expected ' + what}, got {v}")
-        return v
-    return parse
-
-
-_positive_int = _int_type(1, None, "a positive integer")
-_non_negative_int = _int_type(0, None, "an integer >= 0")
-_seed = _int_type(0, 2**64, "an integer seed", "seed must be in [0, 2**64)")
+_positive_int = int_type(1, None, "a positive integer")
+_non_negative_int = int_type(0, None, "an integer >= 0")
 
 
 def _lr(text: str) -> float:
@@ -233,7 +239,7 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
              "(default: step:10:0.5)")
     add("--epochs", default=30, type=_positive_int, help="number of epochs (default: 30)")
     add("--batch-size", default=64, type=_positive_int, help="mini-batch size (default: 64)")
-    add("--seed", default=0, type=_seed, help="run seed: initial weights, device variations, noise, data order")
+    add("--seed", default=0, type=seed_type, help="run seed: initial weights, device variations, noise, data order")
     add("--backend", default="numpy", choices=BACKENDS, help="array backend (default: numpy)")
     add("--digital", default=False, action="store_true", help="floating-point Linear layers (baseline)")
     add("--digital-bias", default=False, action="store_true",
@@ -258,17 +264,6 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 
 
 # ---- output helpers ---------------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = temp_file_for(path)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_curves(history: list[dict], path: Path) -> bool:
@@ -343,45 +338,113 @@ class _Progress:
 # ---- the run ---------------------------------------------------------------------------------------------
 
 
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """Stop with ``<prog>: error: <message>`` on stderr and exit status 2: ``parser.error`` without the usage, for
+    failures while running."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def _writing(parser: argparse.ArgumentParser, path: Path):
+    """Turn an OSError while writing ``path`` into a one-line error (exit status 2); files written before stay."""
+    try:
+        yield
+    except OSError as exc:
+        _fail(parser, f"cannot write {path}: {exc.strerror or exc}")
+
+
 def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.ArgumentParser, tuple | None]:
-    """Parse the options; with --resume, take the run options from the checkpoint."""
+    """Parse and check the options before anything is loaded or written; with --resume, take the run options
+    from the checkpoint. Returns ``(args, parser, (arrays, meta) of the checkpoint or None)``."""
     parser = make_parser()
     args = parser.parse_args(argv)
     given = vars(make_parser(suppress_defaults=True).parse_args(argv))
     out = Path(args.out)
-    ckpt = out / CHECKPOINT
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
-    if not args.resume:
-        if ckpt.exists() and not args.overwrite:
-            parser.error(f"{out} already holds a run ({ckpt}); use --resume to continue it, --overwrite to "
-                         f"start afresh, or another --out")
-        return args, parser, None
-    if not ckpt.exists():
+    problem = output_dir_error(out)
+    if problem:
+        parser.error(f"--out {out}: {problem}")
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    for name in existing:
+        if not (out / name).is_file():
+            parser.error(f"{out / name} is not a regular file: a run cannot write it")
+    resume = None
+    if args.resume:
+        resume = _read_run_checkpoint(parser, out / CHECKPOINT)
+        saved = resume[1]["run"]
+        for name in RUN_OPTIONS:
+            if name in given and given[name] != saved[name]:
+                parser.error(f"--resume: --{name.replace('_', '-')} {given[name]} differs from the checkpoint's "
+                             f"{saved[name]} (run options cannot change; --epochs, --backend can)")
+            setattr(args, name, saved[name])
+        if "epochs" not in given:
+            args.epochs = resume[1]["epochs"]
+    elif existing and not args.overwrite:
+        parser.error(f"{out} already holds a run ({', '.join(existing)}); use --resume to continue it, --overwrite "
+                     f"to start afresh, or another --out")
+    if args.digital:
+        for name in ("device", "algorithm", "digital_bias"):
+            if name in given:
+                parser.error(f"--{name.replace('_', '-')} sets up analog layers; --digital has none")
+    else:
+        try:
+            analog_config(args.device, args.algorithm)
+        except ValueError as exc:
+            parser.error(f"--algorithm {args.algorithm} --device {args.device}: {exc}")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no such directory")
+    return args, parser, resume
+
+
+def _read_run_checkpoint(parser: argparse.ArgumentParser, ckpt: Path) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of the checkpoint that --resume continues; a usage error if it is missing, damaged or
+    was not written by this job."""
+    if not ckpt.is_file():
         parser.error(f"--resume: no checkpoint {ckpt} to resume from")
     try:
         arrays, meta = load_checkpoint(ckpt)
     except CheckpointError as exc:
         parser.error(f"--resume: {exc}")
-    saved = meta.get("run", {})
-    for name in RUN_OPTIONS:
-        if name in given and given[name] != saved.get(name):
-            parser.error(f"--resume: --{name.replace('_', '-')} {given[name]} differs from the checkpoint's "
-                         f"{saved.get(name)} (run options cannot change; --epochs, --backend can)")
-        setattr(args, name, saved.get(name, getattr(args, name)))
-    if "epochs" not in given:
-        args.epochs = meta.get("epochs", args.epochs)
-    return args, parser, (arrays, meta)
+    missing = [k for k in RUN_META if k not in meta] + ["extra/loss_sum"] * ("extra/loss_sum" not in arrays)
+    missing += [f"run/{k}" for k in RUN_OPTIONS if isinstance(meta.get("run"), dict) and k not in meta["run"]]
+    if missing or not isinstance(meta["run"], dict):
+        parser.error(f"--resume: {ckpt} was not written by {parser.prog}: it lacks the run metadata "
+                     f"({', '.join(missing) or 'run'})")
+    return arrays, meta
 
 
 def run(argv: list[str] | None = None) -> list[dict]:
-    """Parse ``argv``, train, and return the per-epoch metrics (see the module docstring)."""
+    """Parse ``argv``, train, and return the per-epoch metrics (see the module docstring).
+
+    Every user error (bad options, data, checkpoints, an unwritable --out, a full disk, a diverging run) ends
+    the process with a one-line message and exit status 2 (``SystemExit``), before anything is written where
+    possible, else keeping the last good checkpoint.
+    """
     args, parser, resume = _resolve(argv)
     xp = None
     try:
         xp = get_xp(args.backend)
     except RuntimeError as exc:
         parser.error(str(exc))
+    model = build_mlp(digital=args.digital, device=args.device, seed=args.seed, backend=args.backend,
+                      digital_bias=args.digital_bias, algorithm=args.algorithm)
+    optimizer = SGD(model.parameters(), args.lr) if args.digital else AnalogSGD(model, args.lr)
+    scheduler = make_scheduler(args.schedule, optimizer)
+    run_config = {name: getattr(args, name) for name in RUN_OPTIONS}
+    out = Path(args.out)
+    metrics_path, ckpt_path = out / METRICS, out / CHECKPOINT
+    history: list[dict] = []
+    epoch, step0, loss_sum, seconds0 = 0, 0, 0.0, 0.0
+    if resume is not None:
+        arrays, meta = resume
+        try:
+            extra = restore_training(arrays, meta, model, optimizer, scheduler, source=str(ckpt_path))
+        except CheckpointError as exc:
+            parser.error(f"--resume: {exc}")
+        history, epoch, step0 = meta["history"], meta["epoch"], meta["step"]
+        loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
+
     try:
         x_train, y_train, x_test, y_test = load_mnist(args.data_dir)
     except DataError as exc:
@@ -395,40 +458,36 @@ def run(argv: list[str] | None = None) -> list[dict]:
     if args.backend != "numpy":
         x_train, y_train, x_test, y_test = (xp.asarray(a) for a in (x_train, y_train, x_test, y_test))
 
-    model = build_mlp(digital=args.digital, device=args.device, seed=args.seed, backend=args.backend,
-                      digital_bias=args.digital_bias, algorithm=args.algorithm)
-    optimizer = SGD(model.parameters(), args.lr) if args.digital else AnalogSGD(model, args.lr)
-    scheduler = make_scheduler(args.schedule, optimizer)
-    run_config = {name: getattr(args, name) for name in RUN_OPTIONS}
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path, ckpt_path = out / "metrics.jsonl", out / CHECKPOINT
-    history: list[dict] = []
-    epoch, step0, loss_sum, seconds0 = 0, 0, 0.0, 0.0
-    if resume is not None:
-        arrays, meta = resume
-        try:
-            extra = restore_training(arrays, meta, model, optimizer, scheduler, source=str(ckpt_path))
-        except CheckpointError as exc:
-            parser.error(f"--resume: {exc}")
-        history, epoch, step0 = meta["history"], meta["epoch"], meta["step"]
-        loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
+    # everything is checked: from here on the run writes to --out
+    with _writing(parser, out):
+        out.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:
+            remove_stale_temp_files(out / name)  # left by a write that was killed
+            if args.overwrite:
+                (out / name).unlink(missing_ok=True)  # start afresh: no file of the old run survives
     n, batch = len(x_train), args.batch_size
     steps = -(-n // batch)
     step0 = min(step0, steps)  # a checkpoint written at an epoch's last step: the epoch end follows
-    _write_atomic(out / "config.json", json.dumps({**vars(args), "sizes": SIZES}, indent=2) + "\n")
-    _write_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
+    with _writing(parser, out / CONFIG):
+        write_text_atomic(out / CONFIG, json.dumps({**vars(args), "sizes": SIZES}, indent=2) + "\n")
+    with _writing(parser, metrics_path):
+        write_text_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
     print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {n} training and "
           f"{len(x_test)} test images, batch {batch}, lr {args.lr} ({args.schedule}), seed {args.seed}, "
           f"backend {args.backend}" + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
           flush=True)
 
+    def check_finite(what: str, value: float, where: str) -> None:
+        if not math.isfinite(value):
+            kept = f"{ckpt_path} holds the last good state" if ckpt_path.exists() else "nothing was checkpointed"
+            _fail(parser, f"training diverged: {what} is {value} {where} (--lr {args.lr}); {kept}")
+
     def checkpoint(epoch_done: int, step: int, loss_total: float, seconds: float) -> None:
-        save_training(ckpt_path, model, optimizer, scheduler,
-                      meta={"run": run_config, "epochs": args.epochs, "epoch": epoch_done, "step": step,
-                            "seconds": seconds, "history": history},
-                      arrays={"loss_sum": np.float64(loss_total)})
+        with _writing(parser, ckpt_path):
+            save_training(ckpt_path, model, optimizer, scheduler,
+                          meta={"run": run_config, "epochs": args.epochs, "epoch": epoch_done, "step": step,
+                                "seconds": seconds, "history": history},
+                          arrays={"loss_sum": np.float64(loss_total)})
 
     budget = args.stop_after or math.inf  # training steps left for this invocation
     # on the GPU, full batches replay one captured step (which gathers its own batch); see models/graph.py
@@ -454,11 +513,13 @@ def run(argv: list[str] | None = None) -> list[dict]:
             else:
                 chunk = 1
                 idx = order[step * batch:(step + 1) * batch]
-                running += train_step(model, optimizer, x_train[idx], y_train[idx])
+                with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below
+                    running += train_step(model, optimizer, x_train[idx], y_train[idx])
             step += chunk
             done, budget = step, budget - chunk
             bar.update(chunk, total() / done if bar.due() else None)
             if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
+                check_finite("the training loss", total(), f"at epoch {epoch + 1} step {done}")
                 checkpoint(epoch, done, total(), time.perf_counter() - t0)
             if not budget and done < steps:
                 bar.close()
@@ -469,10 +530,11 @@ def run(argv: list[str] | None = None) -> list[dict]:
         train_loss = total() / steps
         if runner is not None:
             runner.take_loss_sum()
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"epoch {epoch + 1}: training loss is {train_loss}; stopping")
         train_seconds = time.perf_counter() - t0
-        accuracy, test_loss = evaluate(model, x_test, y_test)
+        with np.errstate(over="ignore", invalid="ignore"):
+            accuracy, test_loss = evaluate(model, x_test, y_test)
+        check_finite("the training loss", train_loss, f"in epoch {epoch + 1}")
+        check_finite("the test loss", test_loss, f"after epoch {epoch + 1}")
         record = {"epoch": epoch + 1, "lr": optimizer.lr, "train_loss": train_loss, "test_loss": test_loss,
                   "test_accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 3),
                   "train_seconds": round(train_seconds, 3)}
@@ -480,12 +542,13 @@ def run(argv: list[str] | None = None) -> list[dict]:
         scheduler.step()
         epoch, step0, loss_sum, seconds0 = epoch + 1, 0, 0.0, 0.0
         checkpoint(epoch, 0, 0.0, 0.0)
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        with _writing(parser, metrics_path):
+            write_text_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
         print(f"epoch {record['epoch']:3d}  lr {record['lr']:.5g}  train loss {train_loss:.4f}  test loss "
               f"{test_loss:.4f}  test accuracy {100 * accuracy:.2f}%  ({record['seconds']:.1f} s)", flush=True)
         if not args.no_plot:
-            plot_curves(history, out / "curves.png")
+            with _writing(parser, out / CURVES):
+                plot_curves(history, out / CURVES)
         if not budget:
             print(f"stopped after {args.stop_after} steps at the end of epoch {epoch}; continue with --resume",
                   flush=True)

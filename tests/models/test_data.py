@@ -78,7 +78,7 @@ def test_load_mnist_layout_uncompressed_and_mixed(tmp_path):
         write(tmp_path / f"{split}-images-idx3-ubyte", idx_bytes(images))
         labels = np.arange(n, dtype=np.uint8)
         write(tmp_path / f"{split}-labels-idx1-ubyte.gz", idx_bytes(labels), compress=True)
-    x_train, y_train, x_test, y_test = load_mnist(tmp_path)
+    x_train, y_train, x_test, y_test = load_mnist(tmp_path, image_shape=(2, 3))
     assert x_train.shape == (5, 6) and x_test.shape == (3, 6)
     np.testing.assert_array_equal(y_test, [0, 1, 2])
     images = read_idx(tmp_path / "t10k-images-idx3-ubyte")
@@ -91,8 +91,8 @@ def test_load_mnist_errors(tmp_path):
     for split in ("train", "t10k"):
         write(tmp_path / f"{split}-images-idx3-ubyte", idx_bytes(np.zeros((4, 2, 2), np.uint8)))
         write(tmp_path / f"{split}-labels-idx1-ubyte", idx_bytes(np.zeros(3, np.uint8)))
-    with pytest.raises(DataError, match="4 train images but labels of shape"):
-        load_mnist(tmp_path)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: labels of shape \(3,\) for the 4 images"):
+        load_mnist(tmp_path, image_shape=(2, 2))
 
 
 GOOD = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
