@@ -161,6 +161,13 @@ class DynamicTransferCompound(ChoppedTransferCompound):
     buffer_cap: float = param(0.0, "cap on |H| in units of the transfer BL (0 = none)", lo=0)
     experimental_correct_accumulation: bool = param(False, "divide the buffer increment by the period count")
 
+    def validate(self):
+        super().validate()
+        # AGAD (physics.md 4.4) never flips output choppers and always accumulates in its buffer, as the incumbent
+        for name, value in (("out_chop_prob", 0.0), ("no_buffer", False)):
+            if getattr(self, name) != value:
+                self._fail(name, getattr(self, name), f"{value} for DynamicTransferCompound (AGAD)")
+
 
 @config
 class MixedPrecisionCompound(Config):
@@ -333,6 +340,7 @@ class TransferTile(_CompoundTile):
         self.size = in_size if self.columns else out_size  # lines read per sweep
         self.other = out_size if self.columns else in_size  # length of a read
         self._lr_a_last = None  # A's last pulse learning rate (correct_gradient_magnitudes)
+        self._lr_a_scale = None  # and its device-side auto-scale factor 1 / (m_x m_d), if any
         self.chopped = isinstance(cc, ChoppedTransferCompound)
         self.dynamic = isinstance(cc, DynamicTransferCompound)
         self.buffered = isinstance(cc, BufferedTransferCompound)
@@ -428,7 +436,9 @@ class TransferTile(_CompoundTile):
         return lr, None
 
     def _period(self, k: int, batch: int) -> int:
-        t = self.cc.periods(self.out_size)[k]
+        # t_(k+1) = t_k * (length of a read) / n_reads: out_size for columns, in_size for rows (the incumbent's
+        # out_size of the transfer, which is swapped for rows)
+        t = self.cc.periods(self.other)[k]
         if self.chopped and self.cc.transfer_every < 0 and k == 0:
             dev = self.cc.unit_cell_devices[0]
             states = (dev.w_max - dev.w_min) / dev.granularity()
@@ -445,6 +455,7 @@ class TransferTile(_CompoundTile):
         self._advance("update", batch)
         lr_a, scale = self._fast_lr(lr, x, d)  # the auto-scale maxima do not depend on the chopper signs
         self._lr_a_last = lr_a
+        self._lr_a_scale = scale  # auto_scale: A's pulse-count lr is lr_a * scale (the factor is applied to d)
         if scale is not None:
             d = d * scale
         vec = self.vec
@@ -470,7 +481,8 @@ class TransferTile(_CompoundTile):
         for k in range(1, len(self.sub) - 1):
             tk = periods[k]
             if tk and (vec + batch) // tk > vec // tk:
-                if (vec + batch) % tk:
+                # exactly one transfer, due at the batch end (several would have to interleave with A's transfers)
+                if (vec + batch) % tk or (vec + batch) // tk - vec // tk > 1:
                     raise NotImplementedError(f"{self!r}: transfer period of device {k} ({tk}) must be a multiple "
                                               f"of the batch size ({batch})")
                 self._transfer(k, lr)
@@ -516,13 +528,16 @@ class TransferTile(_CompoundTile):
         bound = t * t0 + (t0 - 1)
         flip = xp.zeros(count, bool)
         if self.chopped and cc.in_chop_prob > 0:
+            period = max(math.ceil(1 / cc.in_chop_prob), 2)
+            regular = (sweep_t % period) + 1 == period
             if cc.in_chop_random:
                 u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1,
                                 xp)[0]
                 flip = u < F32(cc.in_chop_prob)
+                if self.dynamic:  # AGAD: regular flips plus random ones (physics.md 4.4)
+                    flip = flip | regular
             else:
-                period = max(math.ceil(1 / cc.in_chop_prob), 2)
-                flip = (sweep_t % period) + 1 == period
+                flip = regular
         snap_at = xp.full(self.in_size, -1, xp.int32)
         snap_at[lines] = bound.astype(xp.int32)
         snap_slot = xp.zeros(self.in_size, xp.int32)
@@ -549,7 +564,7 @@ class TransferTile(_CompoundTile):
             write = n
         else:
             sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
-            scale = F32(self._lr_scale(lr_t, dw_c))
+            scale = self._lr_scale(lr_t, dw_c)
             if self.dynamic:
                 period = max(math.ceil(1 / cc.in_chop_prob), 2)
                 beta = F32(min(cc.tail_weightening / period, 1.0))
@@ -636,7 +651,11 @@ class TransferTile(_CompoundTile):
             lines = self._lines(k, min(cc.n_reads_per_transfer, self.size))
             v = self._read(k, lines)
             if cc.with_reset_prob > 0 and self.columns:
-                self.sub[k].reset_columns(self.slices[k] - lines.shape[0], lines.shape[0], cc.with_reset_prob)
+                # with probability with_reset_prob the read columns are reset, whole (the incumbent's column-wise
+                # probability; it was applied to each device of the columns separately before)
+                u = rng.uniform(self.key, rng.Stream.TRANSFER, k, self.counters["ops"], 3)[0]
+                if float(u) < cc.with_reset_prob:
+                    self.sub[k].reset_columns(self.slices[k] - lines.shape[0], lines.shape[0])
             lr_t = cc.transfer_lrs()[k] * (abs(lr) if cc.scale_transfer_lr else 1.0)
             self._write(k + 1, lines, -v, lr_t)
             return
@@ -681,15 +700,21 @@ class TransferTile(_CompoundTile):
             bg = cc.buffer_granularity * dw_a * cc.auto_granularity / (self.size * abs(cc.transfer_every or 1))
         if cc.correct_gradient_magnitudes:
             bg = bg * dw_c / dw_a
-            return abs(lr_t) / abs(self._lr_a_last or 1.0) / bg
-        return abs(lr_t) / bg
+            out = F32(abs(lr_t) / abs(self._lr_a_last or 1.0) / bg)
+            s = self._lr_a_scale
+            if s is not None:
+                # lambda_A = lr_a / (m_x m_d) with auto_scale (physics.md 4.3): divide by the device-side factor
+                # too (it was left out: the buffer scale ignored the running maxima); a device scalar, no sync
+                out = self.xp.where(s > 0, out / self.xp.where(s > 0, s, F32(1)), out)
+            return out
+        return F32(abs(lr_t) / bg)
 
     def _chopped_buffer(self, col, v, c: int, lr_t: float, bl_t, dw_c: float):
         cc, xp, st = self.cc, self.xp, self.state
         # the read of line c carries c_ic = +-1 per output: undo it
         sign_out = xp.where(st["c_out"] == st["c_in"][c], F32(1), F32(-1)) if self.columns else \
             xp.where(st["c_in"] == st["c_out"][c], F32(1), F32(-1))
-        scale = F32(self._lr_scale(lr_t, dw_c))
+        scale = self._lr_scale(lr_t, dw_c)
         if self.dynamic:
             period = max(math.ceil(1 / cc.in_chop_prob), 2)
             kcount = self.sweeps % period + 1
@@ -699,7 +724,7 @@ class TransferTile(_CompoundTile):
             past = xp.where(st["switched"][c], mean, past)
             g = (v - past) * sign_out
             if cc.experimental_correct_accumulation:
-                scale = F32(scale / min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
+                scale = scale / F32(min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
             h = (F32(0) if cc.no_buffer else col) + g * scale
             mean = (F32(1) - beta) * mean + beta * v
             for name, val in (("mean", mean), ("past_mean", past)):
@@ -733,11 +758,13 @@ class TransferTile(_CompoundTile):
         sweeps = self.sweeps
         flip = False
         if cc.in_chop_prob > 0:
+            period = max(math.ceil(1 / cc.in_chop_prob), 2)
+            # AGAD flips regularly and, with in_chop_random, also at random (physics.md 4.4; it was one or the other)
+            flip = self.dynamic and (sweeps % period) + 1 == period
             if cc.in_chop_random:
                 u = float(rng.uniform(self.key, rng.Stream.TRANSFER, c, sweeps, 1)[0])
-                flip = u < cc.in_chop_prob
+                flip = flip or u < cc.in_chop_prob
             else:
-                period = max(math.ceil(1 / cc.in_chop_prob), 2)
                 flip = (sweeps % period) + 1 == period
         if flip:
             line_chop[c] = ~line_chop[c]
