@@ -50,15 +50,44 @@ def test_constant_step_mean_and_variance(std):
     assert np.allclose(w.var(-1), var, rtol=0.25)
 
 
+def block_mean_std_error(xs, ds, lr, dw, std, copies, repeats):
+    """Standard error of the mean change of the ``copies x copies`` weights that see line pair (i, j), per
+    (i, j), after ``repeats`` updates with the samples ``xs``, ``ds`` (physics.md 1.2-1.4, written out here).
+
+    Sample b (UBLM): ``k = lr max|x| max|d| / dw``, ``BL = ceil(k)``, ``p_x = B |x|``, ``p_d = A |d|`` with
+    ``A = sqrt(lr / (dw BL) max|x| / max|d|)``, ``B = sqrt(lr / (dw BL) max|d| / max|x|)``. The x lines of one
+    copy share nothing with the other copies, but all copies of weight (i, j) in one x line share that line's
+    train: the block mean of the counts is ``sum_k Xbar_k Dbar_k`` (Xbar_k: the mean slot-k bit of the copies
+    of x line j), with variance per slot ``E[Xbar^2] E[Dbar^2] - (p_x p_d)^2``, ``E[Xbar^2] = p_x^2 + p_x (1 -
+    p_x) / copies``. The cycle-to-cycle noise adds ``std^2 dw^2 E[n]`` per weight, independently."""
+    var = np.zeros((ds.shape[1], xs.shape[1]))
+    for x, d in zip(xs.astype(np.float64), ds.astype(np.float64)):
+        xm, dm = np.abs(x).max(), np.abs(d).max()
+        bl = min(np.ceil(lr * xm * dm / dw), 31)
+        px = np.sqrt(lr / (dw * bl) * dm / xm) * np.abs(x)
+        pd = np.sqrt(lr / (dw * bl) * xm / dm) * np.abs(d)
+        ex2, ed2 = px ** 2 + px * (1 - px) / copies, pd ** 2 + pd * (1 - pd) / copies
+        var += dw ** 2 * bl * (np.outer(ed2, ex2) - np.outer(pd ** 2, px ** 2)
+                               + std ** 2 * np.outer(pd, px) / copies ** 2)
+    return np.sqrt(var * repeats) / repeats
+
+
 def test_small_step_limit_is_sgd_for_many_samples():
     # the mean over a batch of updates is -lr sum_b d_b x_b^T (samples add)
     dev = ideal_constant_step(0.3)
     xs = np.array([[0.5, -0.2, 0.0], [0.1, 0.4, -0.3]], F32)
-    ds = np.array([[0.2, -0.1], [-0.05, 0.3]], F32)
-    tile = AnalogTile(2 * 150, 3 * 150, TileConfig(device=dev), seed=3)
-    tile.update(np.tile(xs, 150), np.tile(ds, 150), 0.01)
-    w = tile.get_weights().reshape(150, 2, 150, 3).mean(axis=(0, 2))
-    assert np.allclose(w, -0.01 * ds.T @ xs, atol=2.5e-4)  # std error ~5e-5 per entry
+    ds = np.array([[0.23, -0.1], [-0.05, 0.3]], F32)  # k = 1.15 and 1.2: no BL at a ceil boundary
+    copies, repeats, lr = 150, 4, 0.01
+    tile = AnalogTile(2 * copies, 3 * copies, TileConfig(device=dev), seed=3)
+    tile.update(np.tile(xs, (repeats, copies)), np.tile(ds, (repeats, copies)), lr)
+    w = tile.get_weights().astype(np.float64).reshape(copies, 2, copies, 3).mean(axis=(0, 2)) / repeats
+    mean = -lr * ds.T.astype(np.float64) @ xs
+    se = block_mean_std_error(xs, ds, lr, dev.dw_min, dev.dw_min_std, copies, repeats)
+    # 5 standard errors per entry, 6 entries: false-failure rate < 6 * 5.7e-7 (the block means are sums of
+    # thousands of independent terms: normal); every |mean| exceeds 5 SE, so a wrong sign (a shift of
+    # 2 |mean| > 10 SE) on any entry fails
+    assert np.all(np.abs(mean) > 5 * se), np.abs(mean) / se
+    assert np.all(np.abs(w - mean) <= 5 * se), (w - mean) / se
 
 
 def test_coincidences_are_binomial():
