@@ -129,6 +129,8 @@ def output_dir_error(out: str | Path) -> str | None:
     Checks, without writing anything, that ``out`` is not an existing file and that it, or the nearest
     existing directory above it, is a writable directory.
     """
+    if not str(out).strip():
+        return "empty path (name a directory)"
     out = Path(out)
     try:
         if out.exists() and not out.is_dir():
@@ -169,10 +171,10 @@ def main(argv=None) -> int:
     if size > MAX_TRACE_VALUES:
         parser.error(f"--n-steps {n_steps} x --n-loops {args.n_loops} x --n-devices {args.n_devices}: a trace of "
                      f"{size:.3g} weights, more than the {MAX_TRACE_VALUES:.0e} this job computes")
-    out = Path(args.out)
-    problem = output_dir_error(out)
+    problem = output_dir_error(args.out)
     if problem:
-        parser.error(f"--out {out}: {problem}")
+        parser.error(f"--out {args.out}: {problem}")
+    out = Path(args.out)
     directions = pulse_directions(n_steps, args.n_loops)
     trace = pulse_response(dev, directions, args.n_devices, args.seed)
     stats = step_statistics(trace, directions, n_nodes=min(n_steps, 50))

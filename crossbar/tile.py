@@ -124,7 +124,8 @@ class AnalogTile:
                              f"got {tuple(a.shape)}")
         if a.dtype.kind not in "fiu":
             raise TypeError(f"{self!r}: {name} must be real numbers, got dtype {a.dtype}")
-        a32 = xp.ascontiguousarray(a, dtype=F32)
+        with np.errstate(over="ignore"):  # an overflow is reported below
+            a32 = xp.ascontiguousarray(a, dtype=F32)
         if self.check_finite and not bool(xp.isfinite(a32).all()):
             if not bool(xp.isfinite(a).all()):
                 raise ValueError(f"{self!r}: {name} contains NaN or Inf")

@@ -24,7 +24,14 @@ therefore ends with exactly the weights of an uninterrupted run.
 
 Output in ``--out`` (default ``runs/mnist``): ``metrics.jsonl`` (one JSON object per epoch: epoch, lr,
 train_loss, test_loss, test_accuracy, seconds), ``checkpoint.npz`` (written atomically at the end of every
-epoch, and every ``--checkpoint-every`` steps), ``config.json`` and, with matplotlib, ``curves.png``.
+epoch, and every ``--checkpoint-every`` steps), ``config.json`` and, with matplotlib, ``curves.png``. An ``--out``
+holding any of these is refused unless ``--resume`` (continue) or ``--overwrite`` (delete them, start afresh) is
+given; temporary files left by an interrupted write are removed at start.
+
+User errors (bad options, data or checkpoint, an unwritable ``--out``, a full disk, a diverging run) end the job
+with ``python -m models.mnist: error: <what, naming the value or path>`` and exit status 2. Options, ``--out`` and
+the checkpoint to resume are checked before any data is loaded or any file written; a failure while running keeps
+the files written before it (the last good checkpoint).
 """
 
 from __future__ import annotations
@@ -362,9 +369,9 @@ def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Argum
     out = Path(args.out)
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
-    problem = output_dir_error(out)
+    problem = output_dir_error(args.out)
     if problem:
-        parser.error(f"--out {out}: {problem}")
+        parser.error(f"--out {args.out}: {problem}")
     existing = [name for name in OUTPUTS if (out / name).exists()]
     for name in existing:
         if not (out / name).is_file():
@@ -393,7 +400,7 @@ def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Argum
         except ValueError as exc:
             parser.error(f"--algorithm {args.algorithm} --device {args.device}: {exc}")
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        parser.error(f"--data-dir {args.data_dir}: no such directory")
+        parser.error(f"--data-dir {args.data_dir}: not a directory")
     return args, parser, resume
 
 
@@ -406,9 +413,11 @@ def _read_run_checkpoint(parser: argparse.ArgumentParser, ckpt: Path) -> tuple[d
         arrays, meta = load_checkpoint(ckpt)
     except CheckpointError as exc:
         parser.error(f"--resume: {exc}")
-    missing = [k for k in RUN_META if k not in meta] + ["extra/loss_sum"] * ("extra/loss_sum" not in arrays)
-    missing += [f"run/{k}" for k in RUN_OPTIONS if isinstance(meta.get("run"), dict) and k not in meta["run"]]
-    if missing or not isinstance(meta["run"], dict):
+    saved = meta.get("run")
+    missing = [k for k in RUN_META if k not in meta]
+    missing += [f"run.{k}" for k in RUN_OPTIONS if isinstance(saved, dict) and k not in saved]
+    missing += ["extra/loss_sum"] * ("extra/loss_sum" not in arrays)
+    if missing or not isinstance(saved, dict):
         parser.error(f"--resume: {ckpt} was not written by {parser.prog}: it lacks the run metadata "
                      f"({', '.join(missing) or 'run'})")
     return arrays, meta
@@ -477,10 +486,19 @@ def run(argv: list[str] | None = None) -> list[dict]:
           f"backend {args.backend}" + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
           flush=True)
 
+    def diverged(what: str) -> NoReturn:
+        kept = f"{ckpt_path} holds the last good state" if ckpt_path.exists() else "nothing was checkpointed"
+        _fail(parser, f"training diverged: {what} (--lr {args.lr}); {kept}")
+
+    def params_finite() -> bool:  # the digital ones: analog weights stay within their device bounds
+        return all(bool(xp.isfinite(p.data).all()) for p in model.parameters())
+
     def check_finite(what: str, value: float, where: str) -> None:
+        """Stop, before anything of a diverged state is written, if ``value`` or a parameter is not finite."""
         if not math.isfinite(value):
-            kept = f"{ckpt_path} holds the last good state" if ckpt_path.exists() else "nothing was checkpointed"
-            _fail(parser, f"training diverged: {what} is {value} {where} (--lr {args.lr}); {kept}")
+            diverged(f"{what} is {value} {where}")
+        if not params_finite():
+            diverged(f"a digital parameter is no longer finite {where}")
 
     def checkpoint(epoch_done: int, step: int, loss_total: float, seconds: float) -> None:
         with _writing(parser, ckpt_path):
@@ -513,8 +531,13 @@ def run(argv: list[str] | None = None) -> list[dict]:
             else:
                 chunk = 1
                 idx = order[step * batch:(step + 1) * batch]
-                with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below
-                    running += train_step(model, optimizer, x_train[idx], y_train[idx])
+                try:
+                    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below
+                        running += train_step(model, optimizer, x_train[idx], y_train[idx])
+                except ValueError:  # an analog layer refuses NaN/Inf inputs: diverged digital parameters?
+                    if params_finite():
+                        raise
+                    diverged(f"a digital parameter is no longer finite at epoch {epoch + 1} step {step + 1}")
             step += chunk
             done, budget = step, budget - chunk
             bar.update(chunk, total() / done if bar.due() else None)
@@ -531,9 +554,9 @@ def run(argv: list[str] | None = None) -> list[dict]:
         if runner is not None:
             runner.take_loss_sum()
         train_seconds = time.perf_counter() - t0
+        check_finite("the training loss", train_loss, f"in epoch {epoch + 1}")
         with np.errstate(over="ignore", invalid="ignore"):
             accuracy, test_loss = evaluate(model, x_test, y_test)
-        check_finite("the training loss", train_loss, f"in epoch {epoch + 1}")
         check_finite("the test loss", test_loss, f"after epoch {epoch + 1}")
         record = {"epoch": epoch + 1, "lr": optimizer.lr, "train_loss": train_loss, "test_loss": test_loss,
                   "test_accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 3),

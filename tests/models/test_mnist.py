@@ -105,7 +105,7 @@ def test_cli_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
     (["--train-samples", "70000"], "--train-samples 70000 exceeds the 60000 images"),
     (["--resume"], "no checkpoint"),
     (["--resume", "--overwrite"], "exclude each other"),
-    (["--data-dir", "/nonexistent/dir"], "--data-dir /nonexistent/dir: no such directory"),
+    (["--data-dir", "/nonexistent/dir"], "--data-dir /nonexistent/dir: not a directory"),
 ])
 def test_cli_bad_options_give_a_clear_error(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
