@@ -41,7 +41,6 @@ import contextlib
 import itertools
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -57,8 +56,14 @@ from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
 from crossbar.pulse_response import int_type, output_dir_error, seed_type
 
 from .autograd import Array, Tensor, no_grad
-from .checkpoint import (CheckpointError, load_checkpoint, remove_stale_temp_files, restore_training, save_training,
-                         write_text_atomic)
+from .checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    remove_stale_temp_files,
+    restore_training,
+    save_training,
+    write_text_atomic,
+)
 from .data import DataError, load_mnist
 from .graph import GraphEpoch
 from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss

@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 
 import models.checkpoint as ckpt_module
-from crossbar import AnalogTile, TileConfig
-from crossbar import pulse_response
+from crossbar import AnalogTile, TileConfig, pulse_response
 from models import mnist
 from models.checkpoint import load_checkpoint, save_training
-from models.optim import AnalogSGD
 
 F32 = np.float32
 PROG = {mnist.main: "python -m models.mnist", pulse_response.main: "python -m crossbar.pulse_response"}
@@ -118,7 +116,7 @@ def test_bad_numbers_and_paths(tmp_path, capsys, no_data_loads, argv, message):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("main", [mnist.main, pulse_response.main])
+@pytest.mark.parametrize("main", [mnist.main, pulse_response.main], ids=["mnist", "pulse_response"])
 def test_empty_out(tmp_path, capsys, monkeypatch, no_data_loads, main):
     monkeypatch.chdir(tmp_path)  # an empty path would mean the working directory
     assert "--out : empty path (name a directory)" in fails(main, ["--out", ""], capsys)
@@ -145,7 +143,7 @@ def deny_writes_to(monkeypatch, denied: Path):
     monkeypatch.setattr(os, "access", access)
 
 
-@pytest.mark.parametrize("main", [mnist.main, pulse_response.main])
+@pytest.mark.parametrize("main", [mnist.main, pulse_response.main], ids=["mnist", "pulse_response"])
 @pytest.mark.parametrize("which", ["out", "parent"])
 def test_unwritable_out_or_parent(tmp_path, capsys, monkeypatch, no_data_loads, main, which):
     parent = tmp_path / "parent"
@@ -241,7 +239,7 @@ def test_resume_of_a_library_checkpoint(tmp_path, capsys):
 def test_resume_of_a_checkpoint_of_another_network(tmp_path, capsys, data):
     out = tmp_path / "run"
     mnist.main(tiny(data, out, "--stop-after", "1"))
-    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    _, meta = load_checkpoint(out / "checkpoint.npz")
     other = mnist.build_mlp(digital=True, sizes=(784, 32, 10))  # same job meta, another network
     opt = mnist.SGD(other.parameters(), 0.05)
     save_training(out / "checkpoint.npz", other, opt, mnist.make_scheduler("step:10:0.5", opt),
