@@ -426,6 +426,9 @@ def reference(out_size: int, in_size: int, config: TileConfig, seed: int):
 # ---- comparison ----------------------------------------------------------------------------------------
 
 def _np(a):
+    """A NumPy copy of ``a`` (CuPy arrays, lists of them, host values)."""
+    if isinstance(a, (list, tuple)):
+        return np.asarray([_np(v) for v in a])
     return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
