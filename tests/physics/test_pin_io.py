@@ -16,8 +16,8 @@ A check (``PINS[f"IOParameters.{field}"]``) sets the field away from its default
 acts (all other effects off unless named), and in both directions asserts:
 
 * code == reference, to float32 rounding: ``|code - ref| <= 2e-6 |ref| + 1e-5 max|ref|``. Entries next to a
-  quantiser's rounding tie (within 3e-5 of a DAC step, 1e-3 of an ADC step; float32 and float64 may round them apart), and samples
-  whose bound-management decision sits at the bound, are left out; at most 10% may be;
+  quantiser's rounding tie (within 3e-5 of a DAC step, 1e-3 of an ADC step; float32 and float64 may round
+  them apart), and samples whose bound-management decision sits at the bound, are left out; at most 10% may be;
 * the reference moves, by more than 20 tolerances, when the field takes its default and when it is changed
   by 10% (where a 10% change can matter), so ignoring the field or a 10% error fails the check.
 
@@ -423,9 +423,9 @@ def stat_sto_round(where):
 ABS = dict(noise_management="abs_max")
 #: the input scale alpha is visible through the DAC and ADC steps and the output clip
 NM_SEEN = dict(inp_res=1 / 126, out_res=1 / 510, out_bound=2.0)
-#: a DAC of 60.1 steps per unit: the scaled max input 1 / 2**r (r = 1..4) never sits at a rounding tie, where
-#: float32 and float64 could round apart (with 63 steps per unit, 1/2 sits at 31.5 steps)
-INP_RES_BM = 1 / 120.2
+#: a DAC of 64 steps per unit (a power of 2): the scaled max input 1 / 2**r sits at 64 / 2**r steps, never at a
+#: rounding tie (where float32 and float64 could round apart), and max_bm_res / step = 64 max_bm_res is exact
+INP_RES_BM = 1 / 128
 #: and an ADC of 509 steps: the bound 2.0 is not a level (254.5 steps), so no output sits exactly at it
 BM_ON = dict(noise_management="abs_max", bound_management="iterative", out_bound=2.0, inp_res=INP_RES_BM,
              out_res=1 / 509)
@@ -471,14 +471,14 @@ PINS = {
         Scenario(kind, BM_ON, "bm") for kind in ("none", "iterative", "iterative_worst_case")] + [
         # NM none: the NP-sum alpha is not applied, round 1 repeats factor 1 with fresh draws (round-named)
         Scenario("iterative_worst_case", dict(BM_ON, noise_management="none", out_noise=0.05), "bm")]),
-    # stop after the factor used exceeds the limit: 4 -> factors 1, 2, 4, 8 (3.6 -> 1, 2, 4); 7.9 -> up to 8
-    # (8.69 -> up to 16); the default 1000 leaves max_bm_res's limit 15.025 -> up to 16
+    # stop after the factor used exceeds the limit: 4 -> factors 1, 2, 4, 8 (3.6 -> 1, 2, 4; '>=' -> 1, 2, 4);
+    # 7.9 -> up to 8 (8.69 -> up to 16); the default 1000 leaves max_bm_res's limit 0.25 * 64 = 16 -> up to 32
     "IOParameters.max_bm_factor": pin_io("max_bm_factor", [Scenario(4.0, BM_ON, "bm_strong", (3.6,)),
                                                            Scenario(7.9, BM_ON, "bm_strong", (8.69,))]),
-    # max_bm_res / step_in: 0.06657 * 60.1 = 4.0009 -> up to factor 8 (x 0.9: 3.6 -> up to 4; the default
-    # 0.25: 15.025 -> up to 16); and the ABS_MAX_NP_SUM cap a / step_in * max_bm_res
+    # max_bm_res / step_in: 0.0625 * 64 = 4 -> up to factor 8 (x 0.9: 3.6 -> up to 4; '>=' -> up to 4; the
+    # default 0.25: 16 -> up to 32); and the ABS_MAX_NP_SUM cap a / step_in * max_bm_res
     "IOParameters.max_bm_res": pin_io("max_bm_res", [
-        Scenario(0.06657, BM_ON, "bm_strong", (0.06657 * 0.9,)),
+        Scenario(0.0625, BM_ON, "bm_strong", (0.0625 * 0.9,)),
         Scenario(0.02, dict(noise_management="abs_max_np_sum", inp_res=1 / 126, out_bound=2.0), "nm")]),
     "IOParameters.bm_test_negative_bound": pin_io("bm_test_negative_bound", [Scenario(False, BM_ON, "bm")]),
     "IOParameters.w_noise": pin_io("w_noise", [Scenario(0.04, dict(w_noise_type="additive_constant", **ABS))],
@@ -488,7 +488,8 @@ PINS = {
         Scenario("additive_constant", dict(w_noise=0.04, **ABS)), Scenario("pcm_read", dict(w_noise=0.04, **ABS))],
         stat_noise("w_noise_type", QUIET.replace(w_noise=0.04, w_noise_type="pcm_read", **ABS), std_w_noise,
                    dict(w_noise_type="none"))),
-    "IOParameters.ir_drop": pin_io("ir_drop", [Scenario(1.0, dict(ir_drop_g_ratio=2e3)), Scenario(0.5, dict(ir_drop_g_ratio=4e3, **ABS))]),
+    "IOParameters.ir_drop": pin_io("ir_drop", [Scenario(1.0, dict(ir_drop_g_ratio=2e3)),
+                                               Scenario(0.5, dict(ir_drop_g_ratio=4e3, **ABS))]),
     "IOParameters.ir_drop_g_ratio": pin_io("ir_drop_g_ratio", [Scenario(2e3, dict(ir_drop=1.0)),
                                                                Scenario(4e3, dict(ir_drop=0.5, **ABS))]),
     "IOParameters.out_nonlinearity": pin_io("out_nonlinearity", [Scenario(0.5), Scenario(0.5, dict(out_bound=6.0))]),

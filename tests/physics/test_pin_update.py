@@ -490,7 +490,7 @@ PINS = {
         Scenario(False), Scenario(False, dict(update_management=False)),
         Scenario(True, dict(update_management=False), nearby=())]),
     "UpdateParameters.update_management": pin_management("update_management", [
-        Scenario(False, dict(update_bl_management=False))]),
+        Scenario(False, dict(update_bl_management=False)), Scenario(True, dict(update_bl_management=False))]),
     # k = lr x_max um_grad_scale d_max / dw: BL = ceil(k) under UBLM, A and B rebalanced unless d is clipped
     "UpdateParameters.um_grad_scale": pin_management("um_grad_scale", [
         Scenario(0.5), Scenario(2.0), Scenario(0.5, dict(update_bl_management=False))]),
