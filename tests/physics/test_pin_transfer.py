@@ -77,7 +77,9 @@ SCENARIOS = {
     "no_buffer": [(True, dict(transfer_lr=1.0))],
     "auto_scale": [(True, {})],
     "auto_momentum": [(0.5, dict(auto_scale=True))],
-    "correct_gradient_magnitudes": [(True, {}), (True, dict(auto_scale=True))],
+    # (transfer_lr 0.03: buffer increments well below 1, so lambda_A in the buffer scale is visible)
+    "correct_gradient_magnitudes": [(True, dict(transfer_lr=0.03)),
+                                    (True, dict(auto_scale=True, fast_lr=0.3, transfer_lr=0.03))],
     "tail_weightening": [(0.5, {})],
     "buffer_cap": [(0.3, dict(forget_buffer=False, transfer_lr=1.0))],
     "experimental_correct_accumulation": [(True, {})],
