@@ -601,7 +601,7 @@ SCENARIOS = {
                                                    scale_fast_lr=True, transfer_lr=0.03), 5, 9, EIGHTS, 0.1, 6),
     "c-ttv2 correct gradient magnitudes, auto scale": (chopped(correct_gradient_magnitudes=True, auto_scale=True,
                                                                fast_lr=0.3, transfer_lr=0.03), 5, 9, EIGHTS, 0.1, 6),
-    "c-ttv2 no buffer": (chopped(no_buffer=True, transfer_lr=3.0), 5, 9, EIGHTS, 0.1, 6),
+    "c-ttv2 no buffer": (chopped(no_buffer=True, transfer_lr=1.0), 5, 9, EIGHTS, 0.1, 6),
     "c-ttv2 automatic period": (chopped(transfer_every=-0.02), 5, 9, EIGHTS, 0.1, 6),
     "c-ttv2 rows": (chopped(transfer_columns=False, out_chop_prob=0.3), 6, 5, EIGHTS, 0.1, 0),
     "c-ttv2 gamma": (chopped(gamma=0.3, units_in_mbatch=True, transfer_every=0.5, transfer_lr=4.0), 5, 9, EIGHTS,
