@@ -163,7 +163,7 @@ class DynamicTransferCompound(ChoppedTransferCompound):
 
     def validate(self):
         super().validate()
-        # AGAD (physics.md 4.4) never flips output choppers and always accumulates in its buffer, as the incumbent
+        # AGAD never flips output choppers and always accumulates in its buffer (the incumbent's AGAD transfer)
         for name, value in (("out_chop_prob", 0.0), ("no_buffer", False)):
             if getattr(self, name) != value:
                 self._fail(name, getattr(self, name), f"{value} for DynamicTransferCompound (AGAD)")
@@ -534,7 +534,7 @@ class TransferTile(_CompoundTile):
                 u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1,
                                 xp)[0]
                 flip = u < F32(cc.in_chop_prob)
-                if self.dynamic:  # AGAD: regular flips plus random ones (physics.md 4.4)
+                if self.dynamic:  # AGAD: regular flips plus random ones (the incumbent's AGAD)
                     flip = flip | regular
             else:
                 flip = regular
@@ -703,7 +703,7 @@ class TransferTile(_CompoundTile):
             out = F32(abs(lr_t) / abs(self._lr_a_last or 1.0) / bg)
             s = self._lr_a_scale
             if s is not None:
-                # lambda_A = lr_a / (m_x m_d) with auto_scale (physics.md 4.3): divide by the device-side factor
+                # lambda_A = lr_a / (m_x m_d) with auto_scale (the incumbent's count lr): divide by the device factor
                 # too (it was left out: the buffer scale ignored the running maxima); a device scalar, no sync
                 out = self.xp.where(s > 0, out / self.xp.where(s > 0, s, F32(1)), out)
             return out
@@ -759,7 +759,7 @@ class TransferTile(_CompoundTile):
         flip = False
         if cc.in_chop_prob > 0:
             period = max(math.ceil(1 / cc.in_chop_prob), 2)
-            # AGAD flips regularly and, with in_chop_random, also at random (physics.md 4.4; it was one or the other)
+            # AGAD flips regularly and, with in_chop_random, also at random (the incumbent; it was one or the other)
             flip = self.dynamic and (sweeps % period) + 1 == period
             if cc.in_chop_random:
                 u = float(rng.uniform(self.key, rng.Stream.TRANSFER, c, sweeps, 1)[0])
