@@ -1,4 +1,4 @@
-"""The Tiki-Taka family and mixed precision (physics.md 4): transfers, buffers, choppers, warm-up, resume."""
+"""The Tiki-Taka family and mixed precision: transfers, buffers, choppers, warm-up, resume."""
 
 import numpy as np
 import pytest
