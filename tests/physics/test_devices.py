@@ -1,4 +1,4 @@
-"""Device update rules (physics.md 2.3) under random parameters: bounds, step laws, symmetry points."""
+"""Device update rules under random parameters: bounds, step laws, symmetry points."""
 
 import numpy as np
 import pytest
@@ -129,11 +129,22 @@ def test_soft_bounds_steps_vanish_at_the_bounds(cls, data):
     # with additive noise (SoftBoundsReference default) the mean step vanishes but one noisy pulse may still
     # push down from the top bound; the clip keeps it at the bound from above
     assert (at_top[ok] <= p["max_bound"][ok]).all() and (at_bottom[ok] >= p["min_bound"][ok]).all()
+    # noise free, the step shrinks linearly to zero at the bound: a fraction f of the way from 0 to the
+    # bound, the step is (1 - f) of the step at 0 (hard bounds would give the full step everywhere); on
+    # devices whose step is smaller than the bound, so that the clip does not cut it
+    ok &= (p["dwmin_up"] < p["max_bound"]) & (p["dwmin_down"] < -p["min_bound"])
     quiet = noise_free(dev)
-    at_top = quiet.step(p["max_bound"].copy(), np.ones(SHAPE, bool), p, xi)
-    at_bottom = quiet.step(p["min_bound"].copy(), np.zeros(SHAPE, bool), p, xi)
-    assert np.allclose(at_top[ok], p["max_bound"][ok], rtol=0, atol=1e-6)
-    assert np.allclose(at_bottom[ok], p["min_bound"][ok], rtol=0, atol=1e-6)
+    up, down = np.ones(SHAPE, bool), np.zeros(SHAPE, bool)
+    for f in (0.0, 0.5, 0.9, 1.0):
+        g_top, g_bottom = (f * p["max_bound"]).astype(F32), (f * p["min_bound"]).astype(F32)
+        step_up = quiet.step(g_top.copy(), up, p, xi).astype(np.float64) - g_top
+        step_down = g_bottom - quiet.step(g_bottom.copy(), down, p, xi).astype(np.float64)
+        tol = 1e-4 * p["dwmin_up"] + 2 * np.spacing(np.abs(p["max_bound"]))
+        assert np.allclose(step_up[ok], (1 - f) * p["dwmin_up"][ok], rtol=1e-4, atol=tol[ok].max()), f
+        tol = 1e-4 * p["dwmin_down"] + 2 * np.spacing(np.abs(p["min_bound"]))
+        ok_down = ok & (p["dwmin_down"] > 0)
+        assert np.allclose(step_down[ok_down], (1 - f) * p["dwmin_down"][ok_down], rtol=1e-4,
+                           atol=tol[ok_down].max() if ok_down.any() else 0), f
 
 
 @settings(max_examples=30)
@@ -166,8 +177,9 @@ def test_pow_step_reference_symmetry_point_is_a_fixed_point(data):
     up = p["dwmin_up"] * ((p["max_bound"] - sp) / r) ** p["gamma_up"]
     down = p["dwmin_down"] * ((sp - p["min_bound"]) / r) ** p["gamma_down"]
     ok = r > 0
-    # the simulated point oscillates around the fixed point within one step
-    assert (np.abs(up - down)[ok] <= 2 * np.maximum(p["dwmin_up"], p["dwmin_down"])[ok]).all()
+    # after 10 R / dw_min up/down pairs the simulated point has converged: the up and down steps there
+    # differ by under 1% of a step (worst seen over 200 examples: 0.17%; with 2 R / dw_min pairs: 7%)
+    assert (np.abs(up - down)[ok] <= 0.01 * np.maximum(p["dwmin_up"], p["dwmin_down"])[ok]).all()
 
 
 def test_d2d_sampling_follows_the_spec():
