@@ -176,10 +176,11 @@ def test_pow_step_reference_symmetry_point_is_a_fixed_point(data):
     r = p["max_bound"] - p["min_bound"]
     up = p["dwmin_up"] * ((p["max_bound"] - sp) / r) ** p["gamma_up"]
     down = p["dwmin_down"] * ((sp - p["min_bound"]) / r) ** p["gamma_down"]
-    ok = r > 0
-    # after 10 R / dw_min up/down pairs the simulated point has converged: the up and down steps there
-    # differ by under 1% of a step (worst seen over 200 examples: 0.17%; with 2 R / dw_min pairs: 7%)
-    assert (np.abs(up - down)[ok] <= 0.01 * np.maximum(p["dwmin_up"], p["dwmin_down"])[ok]).all()
+    # after 10 R / dw_min up/down pairs (unless capped at 10000) the simulated point has converged: the up
+    # and down steps there differ by under 0.2% of a step (worst seen over 1000 examples: 0.017%; with
+    # 2 R / dw_min pairs: 7%)
+    ok = (r > 0) & (10 * r / np.minimum(p["dwmin_up"], p["dwmin_down"]) < 10000)
+    assert (np.abs(up - down)[ok] <= 0.002 * np.maximum(p["dwmin_up"], p["dwmin_down"])[ok]).all()
 
 
 def test_d2d_sampling_follows_the_spec():
