@@ -6,7 +6,8 @@ parameters), and reports microseconds per training sample at batch 64 (lr 0.05, 
 and batch 1 (lr 0.01, the paper's set-up): the median over repeats, each repeat a run of consecutive steps.
 With ``--profile`` it also prints where the time goes (cProfile, by function, cumulative and own time).
 
-Usage: ``python benchmarks/bench_mnist.py [--repeats 7] [--steps 20] [--profile] [--backend numpy|cupy]``.
+Usage: ``python benchmarks/bench_mnist.py [--repeats 7] [--steps 20] [--profile] [--backend numpy|cupy]
+[--json RAW]`` (``--json`` writes the rows with their provenance).
 Set ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS`` to fix the BLAS threads; the table states the machine.
 
 The incumbent's C++ engine (aihwkit RPUCuda on the CPU) takes 74 us (batch 64) and 577 us (batch 1) per
@@ -19,7 +20,6 @@ import argparse
 import cProfile
 import io
 import os
-import platform
 import pstats
 import statistics
 import sys
@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.provenance import stamp, write_raw  # noqa: E402
 from crossbar.backend import get_xp
 from models.data import load_mnist
 from models.mnist import build_mlp, epoch_order, train_step
@@ -39,17 +40,9 @@ SETUPS = ((64, 0.05), (1, 0.01))
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    m = stamp()["machine"]
     threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, BLAS threads {threads}, Python {platform.python_version()}, "
-            f"NumPy {np.__version__}")
+    return f"{m['cpu']}, {m['logical_cpus']} logical CPUs, BLAS threads {threads}, Python {m['python']}, NumPy {m['numpy']}"
 
 
 def setup(batch: int, lr: float, digital: bool, backend: str, warmup: int):
@@ -143,6 +136,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=0, help="steps per run (default: 20 at batch 64, 200 at batch 1)")
     ap.add_argument("--profile", action="store_true", help="also print a cProfile breakdown per batch size")
     ap.add_argument("--top", type=int, default=25, help="functions shown per profile table")
+    ap.add_argument("--json", default=None, help="write the raw rows and their provenance here")
     args = ap.parse_args(argv)
     sync = lambda: None
     if args.backend == "cupy":
@@ -163,9 +157,16 @@ def main(argv=None):
     print("\n## Where the time goes (wall time per sample, us; analog ConstantStep)")
     print("| batch | total | tile.forward | tile.backward | tile.update | tile.post_update_step | models/ and glue |")
     print("|---" * 7 + "|")
+    split = []
     for batch, lr in SETUPS:
         total, parts = split_setup(batch, lr, args.backend, args.steps or (20 if batch > 1 else 200), sync)
         print(f"| {batch} | {total:.1f} | " + " | ".join(f"{v:.1f}" for v in parts.values()) + " |")
+        split.append(dict(batch=batch, total=total, **parts))
+    if args.json:
+        keys = ("batch", "lr", "layers", "us_per_sample", "us_min", "us_max")
+        write_raw(args.json, dict(benchmark="MNIST train_step", backend=args.backend, repeats=args.repeats,
+                                  blas_threads=machine().split("BLAS threads ")[1].split(",")[0],
+                                  rows=[dict(zip(keys, r)) for r in rows], split=split))
     if args.profile:
         for batch, lr in SETUPS:
             profile_setup(batch, lr, args.backend, args.steps or (20 if batch > 1 else 200), args.top)

@@ -5,18 +5,23 @@ sigmoid MLP (Gokmen & Vlasov 2016) at its standard random initialisation, for a 
 over the batch, exactly as training produces them; lr 0.05 at batch 64 and 0.01 at batch 1 (the two MNIST
 set-ups). A "dense" row scales d up 30x so that most samples reach the full BL = 31: the worst case.
 
-Usage: ``python benchmarks/bench_update.py [--backend numpy|cupy] [--repeats 20]``. Prints a Markdown table
-(median over repeats, microseconds per sample) and the pulse statistics of the workload.
+Usage: ``python benchmarks/bench_update.py [--backend numpy|cupy] [--repeats 20] [--json RAW]``. Prints a
+Markdown table (median over repeats, microseconds per sample) and the pulse statistics of the workload; with
+``--json`` also writes the rows, each repeat's time and the provenance (date, commit, machine, command).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import stamp, write_raw  # noqa: E402
 from crossbar import AnalogTile, TileConfig, pulses
 from crossbar.devices import ConstantStepDevice, SoftBoundsDevice
 from models.data import load_mnist
@@ -42,6 +47,7 @@ def first_layer_gradients(x, y, seed=0):
 
 
 def time_updates(tile, xs, ds, lr, batch, repeats, sync):
+    """Microseconds per sample of each timed update (the first call only warms up)."""
     times = []
     for k in range(repeats + 1):
         sl = slice(k * batch, (k + 1) * batch)
@@ -50,14 +56,15 @@ def time_updates(tile, xs, ds, lr, batch, repeats, sync):
         tile.update(xs[sl], ds[sl], lr)
         sync()
         if k:  # the first call warms caches (and compiles kernels on the GPU)
-            times.append(time.perf_counter() - t0)
-    return np.median(times) / batch * 1e6
+            times.append((time.perf_counter() - t0) / batch * 1e6)
+    return times
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--json", default=None, help="write the raw rows and their provenance here")
     args = ap.parse_args(argv)
     sync = lambda: None  # noqa: E731
     if args.backend == "cupy":
@@ -77,13 +84,18 @@ def main(argv=None):
             for dev in (ConstantStepDevice(), SoftBoundsDevice()):
                 tile = AnalogTile(256, 785, TileConfig(device=dev), seed=1, backend=args.backend)
                 us = time_updates(tile, xs, ds, lr, batch, args.repeats, sync)
-                rows.append((type(dev).__name__.replace("Device", ""), batch, label, ev.n.sum() / batch, us))
-    print(f"# tile.update, 256x785, backend {args.backend}, {platform.processor() or platform.machine()}, "
-          f"median of {args.repeats}")
-    print("| device | batch | d | pulses/sample | us/sample |")
-    print("|---|---|---|---|---|")
-    for dev, batch, label, pulses_per, us in rows:
-        print(f"| {dev} | {batch} | {label} | {pulses_per:.0f} | {us:.1f} |")
+                rows.append(dict(device=type(dev).__name__.replace("Device", ""), batch=batch, d=label,
+                                 pulses_per_sample=float(ev.n.sum() / batch), us_per_sample=float(np.median(us)),
+                                 us_min=float(np.min(us)), us_max=float(np.max(us)), us_repeats=us))
+    print(f"# tile.update, 256x785, backend {args.backend}, {stamp()['machine']['cpu']}, median of {args.repeats}")
+    print("| device | batch | d | pulses/sample | us/sample (median) | min | max |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['device']} | {r['batch']} | {r['d']} | {r['pulses_per_sample']:.0f} | {r['us_per_sample']:.1f} "
+              f"| {r['us_min']:.1f} | {r['us_max']:.1f} |")
+    if args.json:
+        write_raw(args.json, dict(benchmark="tile.update 256x785", backend=args.backend, repeats=args.repeats,
+                                  rows=rows))
 
 
 if __name__ == "__main__":
