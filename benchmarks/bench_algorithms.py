@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import write_raw  # noqa: E402
 
 
 def main(argv=None):
@@ -45,8 +48,8 @@ def main(argv=None):
                        wall=time.perf_counter() - t0)
             print(json.dumps(res), flush=True)
             results.append(res)
-            if args.json:
-                Path(args.json).write_text(json.dumps(results, indent=1))
+            if args.json:  # after every run, so a time limit keeps what finished
+                write_raw(args.json, dict(benchmark="bench_algorithms", epochs=args.epochs, runs=results))
     cols = sorted(report)
     print("\n| device | algorithm | " + " | ".join(f"acc@{e}" for e in cols) + " | s/epoch (GPU) | graph |")
     print("|---|---|" + "---|" * (len(cols) + 2))

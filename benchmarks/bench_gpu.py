@@ -1,25 +1,40 @@
 """GPU benchmarks: the pulsed-update kernel and the IO-managed MVM on a 4096 x 4096 tile.
 
-Usage: ``python benchmarks/bench_gpu.py [--quick] [--json out.json]``. Times are medians of CUDA-event timed
-repeats after a warm-up call (which compiles or loads the kernels). Prints Markdown tables with the
-fraction of the roofline (see benchmarks/RESULTS.md for how the roofline is counted).
+Usage: ``python benchmarks/bench_gpu.py [--quick] [--json RAW]``. Times are medians (with the fastest and
+slowest repeat) of CUDA-event timed repeats after a warm-up call (which compiles or loads the kernels).
+Prints Markdown tables; ``--json`` writes the rows with their provenance (date, commit, machine, command).
 
 Update workloads (BL = 31, update management on):
   * ``mnist-like``: x in [0, 1] with 19% non-zero lines (MNIST's pixel density), d ~ N(0, 1e-3), lr 0.05:
     few pulses, BL mostly 1.
   * ``dense``: x, d ~ U(-1, 1), lr 1: every sample saturates BL = 31 and most weights see coincidences.
+
+``pulses_per_weight_sample`` is the mean number of pulses per (weight, sample): an upper bound on the
+fraction of weight-samples that carry any pulse (the others cost the kernel one AND of empty trains).
+
+MVM cases (default IO: abs-max noise management, 7-bit DAC, 9-bit ADC with out_bound 12, out noise 0.06,
+iterative bound management): weights U(-0.1, 0.1) (no output saturates, bound management never triggers)
+and U(-0.5, 0.5) (most samples saturate the ADC and bound management redoes them at a smaller input
+scale). ``bm_fraction`` is the fraction of samples whose ideal output exceeds out_bound after noise
+management, i.e. that trigger at least one bound-management round.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-def median_ms(fn, repeats, cp):
+from benchmarks.provenance import write_raw  # noqa: E402
+
+
+def timed_ms(fn, repeats, cp):
+    """``(median, min, max)`` milliseconds of ``repeats`` CUDA-event timed calls after one warm-up call."""
     fn()  # warm-up: compiles or loads kernels, fills caches
     cp.cuda.Device().synchronize()
     start, stop = cp.cuda.Event(), cp.cuda.Event()
@@ -30,7 +45,7 @@ def median_ms(fn, repeats, cp):
         stop.record()
         stop.synchronize()
         times.append(cp.cuda.get_elapsed_time(start, stop))
-    return float(np.median(times))
+    return float(np.median(times)), float(np.min(times)), float(np.max(times))
 
 
 def workload(cp, kind: str, batch: int, size: int):
@@ -58,15 +73,17 @@ def update_rows(cp, size, batches, repeats):
         for kind in ("mnist-like", "dense"):
             for batch in batches:
                 x, d, lr = workload(cp, kind, batch, size)
-                ms = median_ms(lambda: tile.update(x, d, lr), repeats if batch < 1024 else max(repeats // 2, 3), cp)
+                reps = repeats if batch < 1024 else max(repeats // 2, 3)
+                ms, lo, hi = timed_ms(lambda: tile.update(x, d, lr), reps, cp)
                 for k in ("up", "down"):
                     counting.pulse_counts[k][...] = 0
                 counting.update(x, d, lr)
                 total = counting.pulse_counts["up"] + counting.pulse_counts["down"]
                 pulses, touched = float(total.sum()), float(cp.count_nonzero(total))
                 ws = size * size * batch / (ms * 1e-3)
-                row = dict(device=dev_name, workload=kind, batch=batch, ms=ms, weight_samples_per_s=ws,
-                           pulses_per_s=pulses / (ms * 1e-3), pulses_per_sample=pulses / batch,
+                row = dict(device=dev_name, workload=kind, batch=batch, ms=ms, ms_min=lo, ms_max=hi,
+                           weight_samples_per_s=ws, pulses_per_s=pulses / (ms * 1e-3),
+                           pulses_per_sample=pulses / batch, pulses_per_weight_sample=pulses / (batch * size**2),
                            touched_fraction=touched / size**2)
                 print(row, flush=True)
                 rows.append(row)
@@ -77,15 +94,24 @@ def update_rows(cp, size, batches, repeats):
 
 def mvm_rows(cp, size, batch, repeats):
     from crossbar import AnalogTile, TileConfig, rng
-    tile = AnalogTile(size, size, TileConfig(), seed=1, backend="cupy")
-    tile.set_weights(rng.uniform_array(rng.seed_key(1), 0, (size, size)) * np.float32(0.2) - np.float32(0.1))
+    rows = []
     x = cp.asarray(rng.uniform_array(rng.seed_key(2), 0, (batch, size)) * 2 - 1)
-    w = tile.weights
-    bare = median_ms(lambda: cp.matmul(x, w.T), repeats, cp)
-    fwd = median_ms(lambda: tile.forward(x), repeats, cp)
-    bwd = median_ms(lambda: tile.backward(x), repeats, cp)
-    return [dict(op="bare cupy.matmul", ms=bare, ratio=1.0), dict(op="forward (default IO)", ms=fwd, ratio=fwd / bare),
-            dict(op="backward (default IO)", ms=bwd, ratio=bwd / bare)]
+    u = rng.uniform_array(rng.seed_key(1), 0, (size, size))
+    for w_max in (0.1, 0.5):
+        tile = AnalogTile(size, size, TileConfig(), seed=1, backend="cupy")
+        tile.set_weights(u * np.float32(2 * w_max) - np.float32(w_max))
+        w = tile.weights
+        bare = timed_ms(lambda: cp.matmul(x, w.T), repeats, cp)
+        for op, fn, y, io in (("forward", tile.forward, x @ w.T, tile.config.forward),
+                              ("backward", tile.backward, x @ w, tile.config.backward)):
+            scaled = cp.abs(y).max(axis=1) / cp.abs(x).max(axis=1)  # the output after abs-max noise management
+            ms = timed_ms(lambda: fn(x), repeats, cp)
+            rows.append(dict(op=op, weights=f"U(-{w_max}, {w_max})", bm_fraction=float((scaled > io.out_bound).mean()),
+                             ms=ms[0], ms_min=ms[1], ms_max=ms[2], bare_ms=bare[0], bare_ms_min=bare[1],
+                             bare_ms_max=bare[2], ratio=ms[0] / bare[0]))
+        tile = w = None
+        cp.get_default_memory_pool().free_all_blocks()
+    return rows
 
 
 def main(argv=None):
@@ -103,18 +129,20 @@ def main(argv=None):
     mvm = mvm_rows(cp, 4096, 1024, repeats)
     print(f"# GPU: {gpu}, CuPy {cp.__version__}, {time.strftime('%Y-%m-%d')}; compile/load seconds: "
           f"{ {k: round(v, 3) for k, v in _cuda.COMPILE_SECONDS.items()} }")
-    print("\n| device | workload | batch | ms | weight-samples/s | pulses/s | pulses/sample | weights touched |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| device | workload | batch | ms (min-max) | weight-samples/s | pulses/s | pulses/weight-sample |")
+    print("|---|---|---|---|---|---|---|")
     for r in upd:
-        print(f"| {r['device']} | {r['workload']} | {r['batch']} | {r['ms']:.3f} | {r['weight_samples_per_s']:.3g} | "
-              f"{r['pulses_per_s']:.3g} | {r['pulses_per_sample']:.3g} | {r['touched_fraction']:.2f} |")
-    print("\n| 4096x4096, batch 1024 | ms | vs bare matmul |\n|---|---|---|")
+        print(f"| {r['device']} | {r['workload']} | {r['batch']} | {r['ms']:.3f} ({r['ms_min']:.3f}-{r['ms_max']:.3f})"
+              f" | {r['weight_samples_per_s']:.3g} | {r['pulses_per_s']:.3g} | {r['pulses_per_weight_sample']:.3g} |")
+    print("\n| 4096x4096, batch 1024 | weights | samples triggering BM | ms | bare matmul ms | ratio |")
+    print("|---|---|---|---|---|---|")
     for r in mvm:
-        print(f"| {r['op']} | {r['ms']:.3f} | {r['ratio']:.2f}x |")
+        print(f"| {r['op']} | {r['weights']} | {r['bm_fraction']:.2f} | {r['ms']:.3f} | {r['bare_ms']:.3f} "
+              f"| {r['ratio']:.2f}x |")
     print(f"\n(total {time.perf_counter() - t0:.1f} s)")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(gpu=gpu, update=upd, mvm=mvm, compile=_cuda.COMPILE_SECONDS), fh, indent=1)
+        write_raw(args.json, dict(benchmark="bench_gpu", gpu=gpu, repeats=repeats, update=upd, mvm=mvm,
+                                  compile_seconds=_cuda.COMPILE_SECONDS))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,13 @@ after every epoch. ``--eager-steps`` times that many eager steps for the compari
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.provenance import write_raw  # noqa: E402
 
 
 def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print, algorithm="sgd",
@@ -79,8 +84,7 @@ def main(argv=None):
         out["eager64"] = train(cp, 64, 0.05, 1, args.seed, graph=False, max_steps=args.eager_steps, log=log)
         out["eager1"] = train(cp, 1, 0.01, 1, args.seed, graph=False, max_steps=args.eager_steps, log=log)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        write_raw(args.json, out)
 
 
 if __name__ == "__main__":

@@ -30,17 +30,22 @@ def pair(cfg, out_size=33, in_size=70, seed=2):
     return cpu, gpu.to("cupy")
 
 
-def close_enough(a, b, cfg):
-    # sums run in another order than BLAS: equal to rounding, except that an ADC rounding may flip one level
-    # (scaled by alpha <= max|x| and by the bound-management factor)
-    step = 24 / 510 * 4 * 16
-    diff = np.abs(a - b)
-    assert diff.max() <= max(step, 1e-4), diff.max()
-    assert np.mean(diff > 1e-4 * np.maximum(np.abs(a), 1)) <= 0.02
+def close_enough(a, b, cfg, x):
+    """GPU ``b`` against NumPy ``a``. The sums run in another order than BLAS, so they agree to float32
+    rounding, except that an output on an ADC rounding edge may land one ADC level away: at most one level
+    (2 out_bound out_res, at the sample's input scale max|x| times the bound-management factor, at most 2**4
+    in these tests), in at most 1% of the outputs. Measured on an H200: no output differed."""
+    diff = np.abs(a - b).astype(np.float64)
+    rounding = 1e-5 * np.maximum(np.abs(a), 1)
+    level = 2 * cfg.out_bound * cfg.out_res if cfg.out_res > 0 and not cfg.is_perfect else 0.0
+    scale = np.abs(x).max(axis=1, keepdims=True) * 2 ** 4
+    assert (diff <= rounding + level * scale).all(), diff.max()
+    assert np.mean(diff > rounding) <= 0.01, np.mean(diff > rounding)
+    return float(diff.max())
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-@pytest.mark.parametrize("batch", [1, 16, 130])  # 130: one block per sample; smaller: split over outputs
+@pytest.mark.parametrize("batch", [1, 16, 64, 100, 130, 257, 1024])  # >= 130: one block per sample
 def test_gpu_mvm_matches_numpy(name, batch):
     import cupy
     cfg = CONFIGS[name]
@@ -49,9 +54,9 @@ def test_gpu_mvm_matches_numpy(name, batch):
     d = rng.normal_array(rng.seed_key(4), 0, (batch, 33))
     for _ in range(2):  # second call: advanced counters name fresh noise on both backends
         yc, yg = cpu.forward(x), cupy.asnumpy(gpu.forward(x))
-        close_enough(yc, yg, cfg)
+        close_enough(yc, yg, cfg, x)
         zc, zg = cpu.backward(d), cupy.asnumpy(gpu.backward(d))
-        close_enough(zc, zg, cfg)
+        close_enough(zc, zg, cfg, d)
     assert cpu.counters == gpu.counters
     assert int(gpu.device_counters["forward"][0]) == cpu.counters["forward"]
 
@@ -64,9 +69,9 @@ def test_gpu_large_tile_path_matches_numpy(name, monkeypatch):
     cfg = CONFIGS[name]
     cpu, gpu = pair(cfg)
     x = rng.normal_array(rng.seed_key(5), 0, (9, 70)) * F32(2 if name == "saturating" else 1)
-    close_enough(cpu.forward(x), cupy.asnumpy(gpu.forward(x)), cfg)
+    close_enough(cpu.forward(x), cupy.asnumpy(gpu.forward(x)), cfg, x)
     d = rng.normal_array(rng.seed_key(6), 0, (9, 33))
-    close_enough(cpu.backward(d), cupy.asnumpy(gpu.backward(d)), cfg)
+    close_enough(cpu.backward(d), cupy.asnumpy(gpu.backward(d)), cfg, d)
 
 
 def test_fused_kernel_choice_is_a_pure_function_of_shapes():

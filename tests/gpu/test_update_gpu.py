@@ -75,6 +75,20 @@ def test_gpu_update_matches_numpy(name, batch, lr):
     assert_tiles_agree(cpu, gpu, name)
 
 
+@pytest.mark.parametrize("batch", [64, 100, 257, 1024])  # above 32 at BL <= 31: the 32-sample chunk path
+@pytest.mark.parametrize("bl", [31, 5])
+@pytest.mark.parametrize("name", ["constant", "constant_noisy", "soft_bounds", "sb_reference", "exp", "piecewise"])
+def test_gpu_update_chunked_batches_match_numpy(name, bl, batch):
+    upd = UpdateParameters(desired_bl=bl)
+    cpu, gpu = pair(DEVICES[name], 19, 37, seed=11, update=upd)
+    for step in range(2):
+        x, d = batch_inputs(step + 20, batch, 37, 19)
+        cpu.update(x, d, 0.05)
+        gpu.update(x, d, 0.05)
+    assert cpu.pulse_counts["up"].sum() > batch and cpu.pulse_counts["down"].sum() > batch
+    assert_tiles_agree(cpu, gpu, name)
+
+
 @pytest.mark.parametrize("ptype", ["mean_count", "deterministic_implicit"])
 @pytest.mark.parametrize("name", ["constant", "soft_bounds", "linear"])
 def test_gpu_deterministic_pulse_types(ptype, name):
