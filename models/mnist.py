@@ -53,6 +53,7 @@ from crossbar.backend import BACKENDS, get_xp
 from crossbar.config import TileConfig
 from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
+from crossbar.presets import device as preset_device
 from crossbar.pulse_response import int_type, output_dir_error, seed_type
 
 from .autograd import Array, Tensor, no_grad
@@ -228,6 +229,14 @@ def _lr(text: str) -> float:
     return v
 
 
+def _device_name(text: str) -> str:
+    try:
+        preset_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     """The command-line parser (with ``suppress_defaults``: one that reports only the options given)."""
     p = argparse.ArgumentParser(
@@ -241,7 +250,7 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
             kw["default"] = default
         p.add_argument(*names, **kw)
 
-    add("--device", default="constant-step", choices=sorted(DEVICES), metavar="NAME",
+    add("--device", default="constant-step", type=_device_name, metavar="NAME",
         help="device preset for the analog tiles (default: constant-step); one of: " + ", ".join(sorted(DEVICES)))
     add("--algorithm", default="sgd", choices=ALGORITHMS,
         help="training algorithm of the analog layers (default: sgd): " + ", ".join(ALGORITHMS))
@@ -255,7 +264,8 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     add("--backend", default="numpy", choices=BACKENDS, help="array backend (default: numpy)")
     add("--digital", default=False, action="store_true", help="floating-point Linear layers (baseline)")
     add("--digital-bias", default=False, action="store_true",
-        help="analog layers keep their bias digital (default: an extra analog column, as the incumbent)")
+        help="analog layers keep their bias digital, as aihwkit 1.1 does by default (default here: an extra "
+             "analog column, the set-up of Gokmen & Vlasov 2016)")
     add("--out", default="runs/mnist", help="output directory (default: runs/mnist)")
     add("--resume", default=False, action="store_true",
         help="continue the run in --out from its checkpoint (run options are taken from it)")
