@@ -34,13 +34,15 @@ def close_enough(a, b, cfg, x):
     """GPU ``b`` against NumPy ``a``. The sums run in another order than BLAS, so they agree to float32
     rounding, except that an output on an ADC rounding edge may land one ADC level away: at most one level
     (2 out_bound out_res, at the sample's input scale max|x| times the bound-management factor, at most 2**4
-    in these tests), in at most 1% of the outputs. Measured on an H200: no output differed."""
+    in these tests), in at most one output or 0.1% of them. Measured on an H200 over these configurations
+    and batches 1 to 1024: the largest difference was one level (0.106, stochastic rounding, batch 1024), in
+    at most 0.003% of the outputs (``benchmarks/gpu_agreement.py``)."""
     diff = np.abs(a - b).astype(np.float64)
     rounding = 1e-5 * np.maximum(np.abs(a), 1)
     level = 2 * cfg.out_bound * cfg.out_res if cfg.out_res > 0 and not cfg.is_perfect else 0.0
     scale = np.abs(x).max(axis=1, keepdims=True) * 2 ** 4
     assert (diff <= rounding + level * scale).all(), diff.max()
-    assert np.mean(diff > rounding) <= 0.01, np.mean(diff > rounding)
+    assert np.sum(diff > rounding) <= max(1, 0.001 * diff.size), np.mean(diff > rounding)
     return float(diff.max())
 
 
