@@ -187,6 +187,9 @@ class MixedPrecisionCompound(Config):
     def validate(self):
         if not isinstance(self.device, PulsedDevice):
             self._fail("device", self.device, "a pulsed device config")
+        for name in ("n_x_bins", "n_d_bins"):
+            if getattr(self, name) == 1:  # one bin has no width: rint(v / 0)
+                self._fail(name, 1, "0 (no quantisation) or at least 2 bins")
 
 
 COMPOUNDS = (TransferCompound, MixedPrecisionCompound)

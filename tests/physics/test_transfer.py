@@ -168,6 +168,9 @@ def test_build_config_and_validation():
         ChoppedTransferCompound(unit_cell_devices=(quiet(), quiet(), quiet()))
     with pytest.raises(ValueError, match="transfer_forward"):
         TransferCompound(transfer_forward=IOParameters(inp_noise=0.1, noise_management="none"))
+    for name in ("n_x_bins", "n_d_bins"):  # one bin has no width
+        with pytest.raises(ValueError, match=f"{name} = 1: must be 0 .no quantisation. or at least 2 bins"):
+            MixedPrecisionCompound(**{name: 1})
 
 
 @pytest.mark.parametrize("algorithm", ["buffered", "ttv2", "c-ttv2", "agad"])
