@@ -97,7 +97,7 @@ def test_cli_stop_and_resume_equals_an_uninterrupted_run(tmp_path):
     (["--lr", "-1"], "learning rate must be a finite number > 0"),
     (["--lr", "fast"], "expected a number"),
     (["--schedule", "cosine"], "invalid schedule 'cosine'"),
-    (["--device", "unobtainium"], "invalid choice: 'unobtainium'"),
+    (["--device", "unobtainium"], "unknown device 'unobtainium'; choose one of:"),
     (["--batch-size", "0"], "expected a positive integer, got 0"),
     (["--epochs", "two"], "expected a positive integer, got 'two'"),
     (["--seed", "-3"], r"seed must be in \[0, 2\*\*64\)"),
