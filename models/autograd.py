@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import sys
 import types
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
+
+from crossbar.backend import array_module
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 
@@ -42,8 +43,7 @@ _grad_enabled = True
 
 def xp_of(array: Array) -> types.ModuleType:
     """The array module (``numpy`` or ``cupy``) that holds ``array``."""
-    # No import here: whoever holds a CuPy array has already imported CuPy.
-    return sys.modules["cupy"] if type(array).__module__.startswith("cupy") else np
+    return array_module(array)
 
 
 @contextlib.contextmanager

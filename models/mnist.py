@@ -49,7 +49,7 @@ from typing import NoReturn
 import numpy as np
 
 from crossbar import rng
-from crossbar.backend import BACKENDS, get_xp
+from crossbar.backend import BACKENDS, array_module, get_xp
 from crossbar.config import TileConfig
 from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
@@ -157,7 +157,7 @@ def train_step(model: Module, optimizer: Optimizer, x: Array, y: Array) -> Array
 
 def evaluate(model: Module, x: Array, y: Array, batch: int = 1000) -> tuple[float, float]:
     """``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode, without recording a graph."""
-    xp = get_xp("cupy" if type(x).__module__.startswith("cupy") else "numpy")
+    xp = array_module(x)
     correct = xp.zeros((), xp.int64)
     total = xp.zeros((), xp.float64)
     model.eval()
