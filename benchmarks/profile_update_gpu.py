@@ -16,7 +16,7 @@ import bench_gpu  # noqa: E402  (the shared workloads)
 
 def main():
     import cupy as cp
-    from crossbar import AnalogTile, TileConfig, _cuda, rng
+    from crossbar import AnalogTile, TileConfig, _cuda, pulses, rng
     from crossbar.devices import ConstantStepDevice
     size, batch = 4096, 1024
     for dev in (ConstantStepDevice(dw_min_std=0.3), ConstantStepDevice(dw_min_std=0.0)):
@@ -26,7 +26,7 @@ def main():
             cfg, what = tile.config.update, "profile"
             ctr, key = tile.device_counters["update"], tile.key
             dw = dev.granularity()
-            nwords = max(math.ceil(_cuda.max_train_length(lr, dw, cfg) / 31), 1)
+            nwords = max(math.ceil(pulses.max_train_length(lr, dw, cfg) / 31), 1)
             timings = {}
 
             def timed(name, fn):

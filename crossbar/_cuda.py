@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import pulses
 from .backend import get_xp
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "raw_kernels"
@@ -132,21 +133,12 @@ def update_management(x, d, lr: float, dw: float, cfg, what: str):
     return bl, sd, sx
 
 
-def max_train_length(lr: float, dw: float, cfg) -> int:
-    """The largest BL any sample can get (decides the word count from the config, never from data)."""
-    lam, dwf = np.float32(abs(lr)), np.float32(dw)
-    if cfg.fixed_bl or cfg.update_bl_management or dwf * np.float32(cfg.desired_bl) >= lam or lam == 0:
-        return cfg.desired_bl
-    return int(max(np.ceil(lam / dwf), np.float32(1)))
-
-
 def pulse_trains(v, bl, scale, cfg, stream: int, round_c2: int, key, ctr, nwords: int, what: str):
     """Packed pulse trains ``(batch, nwords, size)`` uint32 of the lines of ``v`` (see pulses.cu)."""
-    from .pulses import resolution
     cp = _cp()
     batch, size = v.shape
     words = cp.empty((batch, nwords, size), np.uint32)
-    args = (v, np.int32(size), np.int32(batch), bl, scale, np.float32(resolution(cfg.res)), np.int32(cfg.sto_round),
+    args = (v, np.int32(size), np.int32(batch), bl, scale, np.float32(pulses.resolution(cfg.res)), np.int32(cfg.sto_round),
             np.uint32(stream), np.uint32(round_c2), np.uint32(key[0]), np.uint32(key[1]), ctr, np.int32(nwords),
             words)
     launch(kernel("pulses", "pulse_trains"), blocks(batch * size), (_BLOCK,), args, what)
@@ -171,7 +163,7 @@ def pulsed_update(tile, x, d, lr: float, counts=None, snap=None):
     key = tile.key
     dw = dev.granularity()
     if counts is None:
-        nwords = max(math.ceil(max_train_length(lr, dw, cfg) / 31), 1)
+        nwords = max(math.ceil(pulses.max_train_length(lr, dw, cfg) / 31), 1)
         bl, sd, sx = update_management(x, d, lr, dw, cfg, what)
         wx = pulse_trains(x, bl, sx, cfg, Stream.X_BITS, 0, key, ctr, nwords, what)
         wd = pulse_trains(d, bl, sd, cfg, Stream.D_BITS, 1, key, ctr, nwords, what)

@@ -56,6 +56,22 @@ def resolution(res: float) -> float:
     return 0.0 if res <= 0 else (1.0 / res if res > 1 else float(res))
 
 
+def _keeps_desired_bl(lam, dw, cfg: UpdateParameters) -> bool:
+    """Whether trains have ``desired_bl`` slots before update-BL management (float32 ``lam = |lr|``, ``dw``):
+    when BL is fixed or managed, or when ``desired_bl`` pulses of ``dw`` can reach ``lam``; otherwise a train
+    has ``ceil(lam / dw)`` slots at full probability."""
+    return bool(cfg.fixed_bl or cfg.update_bl_management or dw * F32(cfg.desired_bl) >= lam)
+
+
+def max_train_length(lr: float, dw: float, cfg: UpdateParameters) -> int:
+    """The largest BL any sample of an update can get; it depends on the config and ``lr``, never on data
+    (the GPU sizes its pulse-train words with it)."""
+    lam, dwf = F32(abs(lr)), F32(dw)
+    if lam == 0 or _keeps_desired_bl(lam, dwf, cfg):
+        return cfg.desired_bl
+    return int(max(np.ceil(lam / dwf), F32(1)))
+
+
 def update_management(x_max, d_max, lr: float, dw: float, cfg: UpdateParameters):
     """Per-sample pulse-train length and probability scales (physics.md 1.2), in float32.
 
@@ -74,7 +90,7 @@ def update_management(x_max, d_max, lr: float, dw: float, cfg: UpdateParameters)
     if lam == 0:
         zero = np.zeros(batch, F32)
         return np.zeros(batch, np.int32), zero, zero
-    if cfg.fixed_bl or cfg.update_bl_management or dw * bld >= lam:
+    if _keeps_desired_bl(lam, dw, cfg):
         bl = np.full(batch, bld, F32)
         a = np.sqrt(lam / (dw * bl))
     else:
