@@ -269,17 +269,9 @@ def use_fused_mvm(cfg, n_in: int, n_out: int, batch: int) -> bool:
 
 
 def bm_rounds(cfg, transposed: bool) -> int:
-    """Number of bound-management rounds at most (the schedule of crossbar.io, factors 1, 2, 4, ...)."""
-    from .config import BoundManagement
-    from .io import quant_step
-    if transposed or cfg.is_perfect or cfg.bound_management == BoundManagement.NONE or cfg.out_bound <= 0:
-        return 1
-    step, factor, rounds = quant_step(cfg.inp_res, cfg.inp_bound), 1.0, 0
-    while True:
-        rounds += 1
-        if factor > cfg.max_bm_factor or (step > 0 and factor > cfg.max_bm_res / step):
-            return rounds
-        factor *= 2.0
+    """Number of bound-management rounds at most (the length of :func:`crossbar.io.bm_schedule`)."""
+    from .io import bm_schedule
+    return 1 if cfg.is_perfect else len(bm_schedule(cfg, transposed))
 
 
 def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):

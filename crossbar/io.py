@@ -81,6 +81,31 @@ def quant_step(res: float, bound: float) -> float:
     return (1.0 / res if res > 1 else float(res)) * 2.0 * float(bound)
 
 
+def bm_active(cfg: IOParameters, transposed: bool) -> bool:
+    """Whether bound management can act on this pass: forward only, configured, and with an output bound
+    to exceed (without one nothing saturates)."""
+    return not transposed and cfg.bound_management != BoundManagement.NONE and cfg.out_bound > 0
+
+
+def bm_schedule(cfg: IOParameters, transposed: bool) -> list[tuple[float, bool]]:
+    """The bound-management rounds ``(input down-scaling factor, use the np-sum noise-management alpha)``:
+    factors 1, 2, 4, ... (the worst-case mode redoes factor 1 with the np-sum alpha first) until the factor
+    exceeds ``max_bm_factor`` or ``max_bm_res / (DAC step)``; a single round ``(1, False)`` without BM."""
+    if not bm_active(cfg, transposed):
+        return [(1.0, False)]
+    step = quant_step(cfg.inp_res, cfg.inp_bound)
+    worst = (cfg.bound_management == BoundManagement.ITERATIVE_WORST_CASE
+             and cfg.noise_management != NoiseManagement.ABS_MAX_NP_SUM)
+    rounds, factor, np_sum = [], 1.0, False
+    while True:
+        if len(rounds) == 1 and worst:
+            factor, np_sum = 1.0, True
+        rounds.append((factor, np_sum))
+        if factor > cfg.max_bm_factor or (step > 0 and factor > cfg.max_bm_res / step):
+            return rounds
+        factor *= 2.0
+
+
 def sample_io_state(cfg: IOParameters, out_size: int, key, *, transposed: bool = False) -> dict:
     """Per-output-line parameters of one MVM direction, drawn once at tile construction.
 
@@ -177,7 +202,7 @@ class _Pass:
         self.out_step = quant_step(cfg.out_res, cfg.out_bound)
         self.nm_on = cfg.noise_management != NoiseManagement.NONE
         # without an output bound nothing can exceed it, so BM would never act
-        self.bm_on = (not transposed and cfg.bound_management != BoundManagement.NONE and cfg.out_bound > 0)
+        self.bm_on = bm_active(cfg, transposed)
         self._wabs = None
         self.ctr = None  # CuPy: a device counter holding sample0 (read_vectors inside captured graphs)
 
@@ -232,20 +257,8 @@ class _Pass:
         raise ValueError(f"mvm: unknown noise management {kind!r}")
 
     def schedule(self):
-        """Bound-management rounds as ``(factor, use_np_sum_alpha)``; one round without BM."""
-        cfg = self.cfg
-        if not self.bm_on:
-            return [(1.0, False)]
-        worst = (cfg.bound_management == BoundManagement.ITERATIVE_WORST_CASE
-                 and cfg.noise_management != NoiseManagement.ABS_MAX_NP_SUM)
-        rounds, factor, np_sum = [], 1.0, False
-        while True:
-            if len(rounds) == 1 and worst:
-                factor, np_sum = 1.0, True
-            rounds.append((factor, np_sum))
-            if factor > cfg.max_bm_factor or (self.inp_step > 0 and factor > cfg.max_bm_res / self.inp_step):
-                return rounds
-            factor *= 2.0
+        """Bound-management rounds as ``(factor, use_np_sum_alpha)``; see :func:`bm_schedule`."""
+        return bm_schedule(self.cfg, self.transposed)
 
     # ---- random numbers ---------------------------------------------------------------------------
     def draw(self, normal, stream, size, rows, c2):

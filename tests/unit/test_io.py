@@ -398,3 +398,17 @@ def test_sample_io_state_formulas_and_directions():
     with pytest.raises(ValueError):
         io.sample_io_state(cfg, 40, None)
     assert set(io.sample_io_state(IOParameters(), 40, None)) == {"nm_alpha", "out_nonlinearity_factor"}
+
+
+def test_bound_management_schedule():
+    from crossbar.config import BoundManagement
+    from crossbar.io import bm_schedule
+    # default: 7-bit DAC (step 2/126), max_bm_res 0.25 -> factors up to the first above 0.25 / step = 15.75
+    assert bm_schedule(IOParameters(), transposed=False) == [(1.0, False), (2.0, False), (4.0, False), (8.0, False),
+                                                             (16.0, False)]
+    assert bm_schedule(IOParameters(), transposed=True) == [(1.0, False)]  # no BM backward
+    assert bm_schedule(IOParameters(out_bound=0), transposed=False) == [(1.0, False)]
+    assert bm_schedule(IOParameters(inp_res=-1, max_bm_factor=3), transposed=False) == [(1.0, False), (2.0, False),
+                                                                                       (4.0, False)]
+    worst = IOParameters(bound_management=BoundManagement.ITERATIVE_WORST_CASE, max_bm_factor=2, inp_res=-1)
+    assert bm_schedule(worst, transposed=False) == [(1.0, False), (1.0, True), (2.0, True), (4.0, True)]
