@@ -150,6 +150,11 @@ class ChoppedTransferCompound(BufferedTransferCompound):
     scale_fast_lr: bool = param(False, "multiply fast_lr by lr")
     transfer_every: float = param(1.0, "transfer period (< 0: automatic from A's number of states)")
 
+    def chop_period(self) -> int:
+        """Sweeps per regular input-chopper period (at least 2)."""
+        return max(math.ceil(1 / self.in_chop_prob), 2)
+
+
 @config
 class DynamicTransferCompound(ChoppedTransferCompound):
     """AGAD: chopped transfers referenced to a running mean of the reads; a warm-up writes nothing."""
@@ -160,6 +165,10 @@ class DynamicTransferCompound(ChoppedTransferCompound):
     tail_weightening: float = param(5.0, "weight of the newest read in the running mean (x 1/period)", lo=0)
     buffer_cap: float = param(0.0, "cap on |H| in units of the transfer BL (0 = none)", lo=0)
     experimental_correct_accumulation: bool = param(False, "divide the buffer increment by the period count")
+
+    def mean_weight(self) -> np.float32:
+        """beta: the weight of the newest read in the running mean of the reads."""
+        return F32(min(self.tail_weightening / self.chop_period(), 1.0))
 
     def validate(self):
         super().validate()
@@ -193,6 +202,25 @@ class MixedPrecisionCompound(Config):
 
 
 COMPOUNDS = (TransferCompound, MixedPrecisionCompound)
+
+
+def ttv2_buffer_step(h, v, lr_t: float, theta, bl_t, cc: BufferedTransferCompound, xp):
+    """TTv2's buffer rule (Gokmen & Haensch 2020; Rasch et al. 2023), elementwise on any shape: add the read
+    ``v`` scaled by ``|lr_t|`` to the buffer ``h``, write ``n = clip(trunc(h / theta), +-BL)`` pulses, and keep
+    ``momentum * h`` (``forget_buffer``) or ``h - (1 - momentum) n theta`` where a write happened.
+    Returns ``(new buffer, n)``."""
+    h = h + F32(abs(lr_t)) * v
+    n = xp.clip(xp.trunc(h / theta), -bl_t, bl_t)
+    kept = h * F32(cc.momentum) if cc.forget_buffer else h - F32(1 - cc.momentum) * n * theta
+    return xp.where(n != 0, kept, h), n
+
+
+def agad_deviation(v, mean, past, switched, beta, xp):
+    """AGAD's reference (Rasch et al. 2024): the read ``v`` minus the running mean of the reads as it was when
+    the chopper last switched. ``past`` takes the current ``mean`` where ``switched``; the mean then moves by
+    ``beta`` towards ``v``. Returns ``(v - past, new mean, past)``."""
+    past = xp.where(switched, mean, past)
+    return v - past, (F32(1) - beta) * mean + beta * v, past
 
 
 def _sub_seed(seed: int, k: int) -> int:
@@ -531,7 +559,7 @@ class TransferTile(_CompoundTile):
         bound = t * t0 + (t0 - 1)
         flip = xp.zeros(count, bool)
         if self.chopped and cc.in_chop_prob > 0:
-            period = max(math.ceil(1 / cc.in_chop_prob), 2)
+            period = cc.chop_period()
             regular = (sweep_t % period) + 1 == period
             if cc.in_chop_random:
                 u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1,
@@ -559,23 +587,15 @@ class TransferTile(_CompoundTile):
         cols = xp.take(st["buffer"], lines, axis=1)  # (out, count)
         v = reads.T
         if not self.chopped:
-            theta = F32(cc.thres_scale * dw_c)
-            h = cols + F32(abs(lr_t)) * v
-            n = xp.clip(xp.trunc(h / theta), -bl_t, bl_t)
-            kept = h * F32(cc.momentum) if cc.forget_buffer else h - F32(1 - cc.momentum) * n * theta
-            new = xp.where(n != 0, kept, h)
-            write = n
+            new, write = ttv2_buffer_step(cols, v, lr_t, F32(cc.thres_scale * dw_c), bl_t, cc, xp)
         else:
             sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
             scale = self._lr_scale(lr_t, dw_c)
             if self.dynamic:
-                period = max(math.ceil(1 / cc.in_chop_prob), 2)
-                beta = F32(min(cc.tail_weightening / period, 1.0))
                 mean, past = xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1)
-                past = xp.where(st["switched"][lines][None, :], mean, past)
-                g = (v - past) * sign
-                h = (F32(0) if cc.no_buffer else cols) + g * scale
-                st["mean"][:, lines] = (F32(1) - beta) * mean + beta * v
+                g, mean, past = agad_deviation(v, mean, past, st["switched"][lines][None, :], cc.mean_weight(), xp)
+                h = (F32(0) if cc.no_buffer else cols) + g * sign * scale
+                st["mean"][:, lines] = mean
                 st["past_mean"][:, lines] = past
                 st["switched"][lines] = flip
             else:
@@ -583,7 +603,7 @@ class TransferTile(_CompoundTile):
             new, n = self._emit(h, bl_t)
             write = n
             if self.dynamic:  # AGAD writes nothing during its warm-up
-                write = xp.where((sweep_t > max(math.ceil(1 / cc.in_chop_prob), 2))[None, :], n, F32(0))
+                write = xp.where((sweep_t > cc.chop_period())[None, :], n, F32(0))
             st["c_in"][lines] = c_in_read ^ flip
         st["buffer"][:, lines] = new
         self._write(1, lines, -write.T, F32(cc.step * dw_c))
@@ -674,11 +694,7 @@ class TransferTile(_CompoundTile):
         buf = self.state["buffer"]
         col = buf[:, c] if self.columns else buf[c, :]
         if not self.chopped:  # TTv2: threshold theta = thres_scale * dw_C
-            theta = F32(cc.thres_scale * dw_c)
-            h = col + F32(abs(lr_t)) * v
-            n = xp.clip(xp.trunc(h / theta), -bl_t, bl_t)
-            kept = h * F32(cc.momentum) if cc.forget_buffer else h - F32(1 - cc.momentum) * n * theta
-            new = xp.where(n != 0, kept, h)
+            new, n = ttv2_buffer_step(col, v, lr_t, F32(cc.thres_scale * dw_c), bl_t, cc, xp)
         else:
             new, n = self._chopped_buffer(col, v, c, lr_t, bl_t, dw_c)
         if self.columns:
@@ -686,7 +702,7 @@ class TransferTile(_CompoundTile):
         else:
             buf[c, :] = new
         write = n
-        if self.dynamic and self.sweeps <= max(math.ceil(1 / cc.in_chop_prob), 2):  # AGAD warm-up
+        if self.dynamic and self.sweeps <= cc.chop_period():  # AGAD warm-up
             write = xp.zeros_like(n)
         self._write(k + 1, lines, -write[None, :], F32(cc.step * dw_c))
         if self.chopped:
@@ -719,17 +735,13 @@ class TransferTile(_CompoundTile):
             xp.where(st["c_in"] == st["c_out"][c], F32(1), F32(-1))
         scale = self._lr_scale(lr_t, dw_c)
         if self.dynamic:
-            period = max(math.ceil(1 / cc.in_chop_prob), 2)
-            kcount = self.sweeps % period + 1
-            beta = F32(min(cc.tail_weightening / period, 1.0))
+            kcount = self.sweeps % cc.chop_period() + 1
             mean = st["mean"][:, c] if self.columns else st["mean"][c, :]
             past = st["past_mean"][:, c] if self.columns else st["past_mean"][c, :]
-            past = xp.where(st["switched"][c], mean, past)
-            g = (v - past) * sign_out
+            g, mean, past = agad_deviation(v, mean, past, st["switched"][c], cc.mean_weight(), xp)
             if cc.experimental_correct_accumulation:
                 scale = scale / F32(min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
-            h = (F32(0) if cc.no_buffer else col) + g * scale
-            mean = (F32(1) - beta) * mean + beta * v
+            h = (F32(0) if cc.no_buffer else col) + g * sign_out * scale
             for name, val in (("mean", mean), ("past_mean", past)):
                 if self.columns:
                     st[name][:, c] = val
@@ -761,7 +773,7 @@ class TransferTile(_CompoundTile):
         sweeps = self.sweeps
         flip = False
         if cc.in_chop_prob > 0:
-            period = max(math.ceil(1 / cc.in_chop_prob), 2)
+            period = cc.chop_period()
             # AGAD flips regularly and, with in_chop_random, also at random (the incumbent; it was one or the other)
             flip = self.dynamic and (sweeps % period) + 1 == period
             if cc.in_chop_random:
