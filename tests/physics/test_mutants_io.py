@@ -1,6 +1,6 @@
 """MVM behaviours that mutation testing (mutmut, ``crossbar/io.py``) found unpinned.
 
-Expectations are written from the model in ``crossbar/io.py``'s module docstring and physics.md 3.3-3.4,
+Expectations are written from the model in ``crossbar/io.py``'s module docstring (the aihwkit 1.1 MVM pipeline),
 computed here in float64 by hand; each test names the mutant(s) it kills.
 """
 
@@ -58,7 +58,7 @@ def test_float64_per_line_state_still_gives_a_float32_output():
 
 
 def _offset_reference(y, xsum, v, rs, w_ref):
-    """physics.md 3.4: line i reads ``f_{v_i}(y_i + y_ref) - f_{-v_i}(y_ref)`` with the implicit reference
+    """Line i reads ``f_{v_i}(y_i + y_ref) - f_{-v_i}(y_ref)`` with the implicit reference
     column of weight ``w_ref`` (``y_ref = -w_ref sum_j x_j``; none when ``w_ref = 0``) and
     ``f_v(z) = (1 - v) z / (1 + rs |z|)``."""
     y_ref = -w_ref * xsum[:, None]

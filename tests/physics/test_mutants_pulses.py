@@ -1,7 +1,7 @@
 """Pulse-count behaviours that mutation testing (mutmut, ``crossbar/pulses.py``) found unpinned.
 
-Each test states its expectation from the documented semantics of ``crossbar/pulses.py`` (module docstring,
-physics.md 1.2-1.5), computed here by hand, and names the mutant(s) it kills.
+Each test states its expectation from the documented semantics of ``crossbar/pulses.py`` (module docstring;
+Gokmen & Vlasov 2016 and aihwkit 1.1), computed here by hand, and names the mutant(s) it kills.
 """
 
 import numpy as np
@@ -76,7 +76,7 @@ def test_mean_count_slot_counts_are_rounded_in_float32():
 
 
 def test_implicit_counts_are_capped_at_the_train_length():
-    # DETERMINISTIC_IMPLICIT clips both probabilities to [0, 1] (physics.md 1.5): with a learning rate
+    # DETERMINISTIC_IMPLICIT clips both probabilities to [0, 1] (aihwkit 1.1's implicit pulse type): with a learning rate
     # much larger than dw BL the scales A = B = sqrt(lr / (dw BL)) = 14.1 push p above 1, and no
     # coincidence may then get more than BL pulses. Kills clip(.., 0, 1) -> clip(.., 0, None) / (.., 0, 2)
     # on either line.
