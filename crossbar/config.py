@@ -202,6 +202,13 @@ def config(cls):
     return cls
 
 
+def resolution(res: float) -> float:
+    """A user resolution as a fraction of the range: ``<= 0`` none (0.0), ``> 1`` a number of steps (its
+    inverse), else itself. Used by the DAC/ADC (``IOParameters.inp_res``, ``out_res``) and the pulse-train
+    discretisation (``UpdateParameters.res``)."""
+    return 0.0 if res <= 0 else (1.0 / res if res > 1 else float(res))
+
+
 class _StrEnum(str, enum.Enum):
     def __str__(self):
         return self.value

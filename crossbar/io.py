@@ -62,7 +62,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import rng
-from .config import BoundManagement, IOParameters, NoiseManagement, WeightNoiseType
+from .config import BoundManagement, IOParameters, NoiseManagement, WeightNoiseType, resolution
 from .devices.base import d2d_normal
 
 F32 = np.float32
@@ -76,9 +76,7 @@ def quant_step(res: float, bound: float) -> float:
         res: user resolution: ``<= 0`` none, ``> 1`` a number of steps, else a fraction of the range.
         bound: the converter's clip level (``<= 0``: no range, so no quantisation).
     """
-    if res <= 0 or bound <= 0:
-        return 0.0
-    return (1.0 / res if res > 1 else float(res)) * 2.0 * float(bound)
+    return resolution(res) * 2.0 * float(bound) if bound > 0 else 0.0
 
 
 def bm_active(cfg: IOParameters, transposed: bool) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import rng
-from .config import PulseType, UpdateParameters
+from .config import PulseType, UpdateParameters, resolution
 
 F32 = np.float32
 
@@ -49,11 +49,6 @@ class Events:
         c = np.zeros((batch, out_size * in_size), np.int32)
         c[self.sample, self.widx] = np.where(self.up, -self.n, self.n)
         return c.reshape(batch, out_size, in_size)
-
-
-def resolution(res: float) -> float:
-    """User resolution to a step: ``<= 0`` none (returns 0), ``> 1`` a number of steps, else itself."""
-    return 0.0 if res <= 0 else (1.0 / res if res > 1 else float(res))
 
 
 def _keeps_desired_bl(lam, dw, cfg: UpdateParameters) -> bool:
