@@ -8,6 +8,7 @@ by mutmut 3; tests/physics/test_pin_devices.py pins them.)
 import pytest
 
 import crossbar.devices as D
+from crossbar import rng
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -107,3 +108,17 @@ def test_linear_step_zero_reference_gives_zero_slope():
         assert p[zero].dtype == np.float32 and not p[zero].any()
         other = "slope_down" if zero == "slope_up" else "slope_up"
         assert np.isfinite(p[other]).all() and p[other].any()
+
+
+def test_pow_step_reference_zero_range_devices_keep_a_zero_symmetry_point():
+    # pow_step._symmetry_point#95: crossed bounds (possible without enforce_consistency) collapse to their
+    # midpoint; such a device has no range, so no symmetry point to estimate: its reference stays
+    # reference_mean (+ 0), even with non-zero steps and a fixed number of estimation pairs
+    dev = D.PowStepReferenceDevice(enforce_consistency=False, w_max_dtod=1.5, w_min_dtod=1.5, reference_mean=0.0,
+                                   dw_min_dtod=0.0, up_down_dtod=0.0, pow_gamma_dtod=0.0,
+                                   reference_std=0.0, subtract_symmetry_point=True, n_estimation_steps=50)
+    p = dev.sample((20, 20), rng.seed_key(4, 1))
+    flat = p["max_bound"] == p["min_bound"]
+    assert flat.sum() >= 5 and ((p["dwmin_up"] != 0) | (p["dwmin_down"] != 0))[flat].all()
+    assert (p["reference"][flat] == 0).all()
+    assert (p["reference"][~flat] != 0).any()  # elsewhere the estimate moves it
