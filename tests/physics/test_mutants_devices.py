@@ -122,3 +122,12 @@ def test_pow_step_reference_zero_range_devices_keep_a_zero_symmetry_point():
     assert flat.sum() >= 5 and ((p["dwmin_up"] != 0) | (p["dwmin_down"] != 0))[flat].all()
     assert (p["reference"][flat] == 0).all()
     assert (p["reference"][~flat] != 0).any()  # elsewhere the estimate moves it
+
+
+@pytest.mark.parametrize("kw,zero", [(dict(w_max=0.0, gamma_up=0.0, gamma_up_dtod=0.0), "slope_up"),
+                                     (dict(w_min=0.0, gamma_down=0.0, gamma_down_dtod=0.0), "slope_down")])
+def test_linear_step_zero_gamma_at_a_zero_reference_is_a_quiet_zero_slope(kw, zero):
+    # linear_step.sample_extra#55, #57: gamma 0 at a reference point 0 is 0/0; the slope is 0, with no
+    # 'invalid value' warning (warnings are errors in this suite)
+    p = D.LinearStepDevice(**kw).sample((2, 3), rng.seed_key(4, 1))
+    assert not p[zero].any()
