@@ -54,7 +54,7 @@ from crossbar.config import TileConfig
 from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
 from crossbar.presets import device as preset_device
-from crossbar.pulse_response import int_type, output_dir_error, seed_type
+from crossbar.cli import int_type, output_dir_error, seed_type
 
 from .autograd import Array, Tensor, no_grad
 from .checkpoint import (
