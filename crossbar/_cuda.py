@@ -21,6 +21,9 @@ import numpy as np
 
 from . import pulses
 from .backend import get_xp
+from .config import BoundManagement, WeightNoiseType
+from .io import bm_schedule, quant_step
+from .rng import Stream
 
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "raw_kernels"
 OPTIONS = ("--std=c++17", "--fmad=false")
@@ -152,7 +155,6 @@ def pulsed_update(tile, x, d, lr: float, counts=None, snap=None):
     ``snap = (snap_at, snap_slot, snap_out, flip_after)`` (int32 ``(in,)``, int32 ``(in,)``, float32
     ``(n, out)``, int32 ``(in,)``) takes Tiki-Taka transfer snapshots of columns inside the batch and
     applies the input-chopper flips that follow them (see pulses.cu)."""
-    from .rng import Stream
     cp = _cp()
     what = f"{tile!r}.update(batch={x.shape[0]})"
     dev, cfg = tile.device, tile.config.update
@@ -241,7 +243,6 @@ FUSED_MAX_MACS = 2**28
 
 def fused_mvm_supported(cfg, n_in: int, n_out: int) -> bool:
     """Whether :func:`io_mvm` implements ``cfg`` (the common settings) at this size."""
-    from .config import BoundManagement
     if _mvm_shared(n_in, n_out) > _FUSED_MAX_SHARED:
         return False
     if cfg.is_perfect:
@@ -270,15 +271,12 @@ def use_fused_mvm(cfg, n_in: int, n_out: int, batch: int) -> bool:
 
 def bm_rounds(cfg, transposed: bool) -> int:
     """Number of bound-management rounds at most (the length of :func:`crossbar.io.bm_schedule`)."""
-    from .io import bm_schedule
     return 1 if cfg.is_perfect else len(bm_schedule(cfg, transposed))
 
 
 def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):
     """The fused IO-managed MVM (see mvm.cu): ``(batch, n_in)`` -> ``(batch, n_out)``; sample numbers from the
     device counter ``ctr`` (the caller advances it)."""
-    from .config import WeightNoiseType
-    from .io import quant_step
     cp = _cp()
     out_size, in_size = w.shape
     n_in, n_out = (out_size, in_size) if transposed else (in_size, out_size)
@@ -319,7 +317,6 @@ def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):
 
 def gemm_mvm_supported(cfg) -> bool:
     """Settings the DAC/ADC kernels around cuBLAS implement (the fused set minus PCM read noise)."""
-    from .config import WeightNoiseType
     return (not cfg.is_perfect and fused_mvm_supported(cfg, 0, 0)
             and not (cfg.w_noise > 0 and cfg.w_noise_type == WeightNoiseType.PCM_READ))
 
@@ -331,8 +328,6 @@ def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
         ``(y, exceeded)``: float32 outputs and an int32 per-sample flag (bound management must redo the
         samples that exceeded the output range; the caller decides, since that needs a host check).
     """
-    from .config import WeightNoiseType
-    from .io import quant_step
     cp = _cp()
     batch, n_in = x.shape
     n_out = w.shape[1] if transposed else w.shape[0]

@@ -17,6 +17,7 @@ from .config import BoundManagement, IOParameters, NoiseManagement, TileConfig, 
 from .devices import (ConstantStepDevice, ExpStepDevice, IdealDevice, LinearStepDevice, PiecewiseStepDevice,
                       PowStepDevice, PowStepReferenceDevice, SoftBoundsDevice, SoftBoundsPmaxDevice,
                       SoftBoundsReferenceDevice)
+from .transfer import ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound, TransferCompound
 
 
 def preset_io() -> IOParameters:
@@ -166,8 +167,6 @@ def build_config(algorithm: str, device, io: IOParameters | None = None,
     Returns:
         a :class:`TileConfig` (a compound device for all but ``sgd``).
     """
-    from .transfer import (ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound,
-                           TransferCompound)
     name = _ALIASES.get(algorithm, algorithm)
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}; choose one of: {', '.join(ALGORITHMS)}")

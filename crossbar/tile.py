@@ -20,11 +20,12 @@ same seed always builds the same devices and replays the same noise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
 
-from . import io, pulses, rng
+from . import _cuda, io, pulses, rng
 from .backend import get_xp, to_backend, to_numpy
 from .config import Config, PulseType, TileConfig
 from .devices import IdealDevice, PulsedDevice
@@ -160,7 +161,6 @@ class AnalogTile:
 
     def _gpu_errors(self, op: str, batch: int):
         """Turn a GPU out-of-memory error into a ``MemoryError`` naming the tile, the operation and sizes."""
-        import contextlib
         if self.backend != "cupy":
             return contextlib.nullcontext()
         cp = self.xp
@@ -180,7 +180,6 @@ class AnalogTile:
         n_in, n_out = (self.out_size, self.in_size) if transposed else (self.in_size, self.out_size)
         batch = v.shape[0]
         if self.backend == "cupy":
-            from . import _cuda
             what = f"{self!r}.{direction}(batch={batch})"
             ctr = self.device_counters[direction]
             reference = None
@@ -263,7 +262,6 @@ class AnalogTile:
         return events
 
     def _update_gpu(self, x, d, lr, snap=None):
-        from . import _cuda
         cfg = self.config.update
         if cfg.pulse_type == PulseType.STOCHASTIC_COMPRESSED:
             _cuda.pulsed_update(self, x, d, lr, snap=snap)
@@ -366,20 +364,17 @@ class AnalogTile:
     def _op(self):
         """Context of one periodic operation: its draws are named by the ``ops`` counter, read from device
         memory on the GPU (so graph replays draw afresh) and advanced when the operation's draws are issued."""
-        import contextlib
 
         @contextlib.contextmanager
         def op():
             yield self._advance("ops", 1)
             if self.backend == "cupy":
-                from . import _cuda
                 _cuda.counter_add(self.device_counters["ops"], 1, f"{self!r} periodic operation")
         return op()
 
     def _draw(self, stream, c2: int = 0, normal: bool = True):
         """Normals (or uniforms) of the tile's shape named ``(element, ops, c2, stream)``; inside :meth:`_op`."""
         if self.backend == "cupy":
-            from . import _cuda
             n = self.out_size * self.in_size
             return _cuda.random_rows(self.key, int(stream), 1, n, 0, c2, normal,
                                      ctr=self.device_counters["ops"]).reshape(self.shape)
@@ -540,7 +535,6 @@ class AnalogTile:
         if self.backend != "cupy":
             self.device_counters = self.device_constants = None
             return
-        from . import _cuda
         xp = self.xp
         self.device_counters = {k: xp.asarray([v], dtype=xp.uint64) for k, v in self.counters.items()}
         self.device_constants = xp.asarray(_cuda.flat_constants(self.device)) if self.pulsed else None

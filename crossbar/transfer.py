@@ -27,9 +27,9 @@ import math
 
 import numpy as np
 
-from . import rng
+from . import _cuda, rng
 from .backend import to_backend, to_numpy
-from .config import Config, IOParameters, TileConfig, UpdateParameters, config, param
+from .config import Config, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
 from .devices import PulsedDevice, SoftBoundsDevice
 from .io import read_vectors
 from .tile import AnalogTile
@@ -535,7 +535,6 @@ class TransferTile(_CompoundTile):
         """Whether this batch's transfers can run fused (one A update taking column snapshots, then all reads,
         buffer steps and C writes at once): buffered family, columns, each column read at most once.
         Both backends fuse; the sequential path is the reference it is tested against."""
-        from .config import PulseType
         cc = self.cc
         return (self.fused and self.buffered and self.columns and len(self.sub) == 2
                 and t0 >= 1 and batch % t0 == 0 and self.vec % t0 == 0 and batch // t0 <= self.size
@@ -648,7 +647,6 @@ class TransferTile(_CompoundTile):
         n = int(stored.shape[0])
         ctr = None
         if t.backend == "cupy":
-            from . import _cuda
             ctr = t.device_counters[direction]
         v = read_vectors(stored, self.transfer_io, t.key, t.counters[direction], transposed=not self.columns,
                          state=t.io_state[direction], xp=self.xp, ctr=ctr)
