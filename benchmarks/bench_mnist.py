@@ -39,10 +39,14 @@ from models.optim import SGD, AnalogSGD
 SETUPS = ((64, 0.05), (1, 0.01))
 
 
+def blas_threads() -> str:
+    return os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
+
+
 def machine() -> str:
     m = stamp()["machine"]
-    threads = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or "default"
-    return f"{m['cpu']}, {m['logical_cpus']} logical CPUs, BLAS threads {threads}, Python {m['python']}, NumPy {m['numpy']}"
+    return (f"{m['cpu']}, {m['logical_cpus']} logical CPUs, BLAS threads {blas_threads()}, Python {m['python']}, "
+            f"NumPy {m['numpy']}")
 
 
 def setup(batch: int, lr: float, digital: bool, backend: str, warmup: int):
@@ -165,7 +169,7 @@ def main(argv=None):
     if args.json:
         keys = ("batch", "lr", "layers", "us_per_sample", "us_min", "us_max")
         write_raw(args.json, dict(benchmark="MNIST train_step", backend=args.backend, repeats=args.repeats,
-                                  blas_threads=machine().split("BLAS threads ")[1].split(",")[0],
+                                  blas_threads=blas_threads(),
                                   rows=[dict(zip(keys, r)) for r in rows], split=split))
     if args.profile:
         for batch, lr in SETUPS:

@@ -207,12 +207,19 @@ def parse_schedule(spec: str) -> tuple[str, tuple]:
                      f"and GAMMA > 0")
 
 
-def _schedule_type(text: str) -> str:
-    try:
-        parse_schedule(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _checked_by(check):
+    """An argparse type that keeps the text once ``check(text)`` accepts it; its ValueError is the message."""
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return parse
+
+
+_schedule_type = _checked_by(parse_schedule)
+_device_name = _checked_by(preset_device)
 
 
 _positive_int = int_type(1, None, "a positive integer")
@@ -227,14 +234,6 @@ def _lr(text: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"learning rate must be a finite number > 0, got {text}")
     return v
-
-
-def _device_name(text: str) -> str:
-    try:
-        preset_device(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
