@@ -413,3 +413,9 @@ def test_tile_config_device_must_be_a_device_config():
         TileConfig(device="constant-step")
     with pytest.raises(ValueError, match=r"TileConfig.forward = 3: must be of type IOParameters, got int"):
         TileConfig(forward=3)
+
+
+def test_seed_type_accepts_the_whole_range():
+    from crossbar.cli import seed_type
+    assert seed_type("0") == 0 and seed_type(str(2**64 - 1)) == 2**64 - 1
+

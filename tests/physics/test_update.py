@@ -183,21 +183,22 @@ def test_mean_count_and_implicit_counts():
         assert (ev_neg.dense_counts(1, 2, 3) == -c).all()
 
 
-@pytest.mark.parametrize("lr", [0.0, 0.001, 0.01, 0.5, 3.0])
+@pytest.mark.parametrize("lr", [0.0, 0.001, 0.006, 0.01, 0.5, 3.0])
 @pytest.mark.parametrize("upd", [UpdateParameters(), UpdateParameters(update_management=False),
-                                 UpdateParameters(update_bl_management=False), UpdateParameters(fixed_bl=True),
-                                 UpdateParameters(desired_bl=5, update_bl_management=False)])
+                                 UpdateParameters(update_bl_management=False, fixed_bl=False),
+                                 UpdateParameters(update_management=False, update_bl_management=False, fixed_bl=False),
+                                 UpdateParameters(desired_bl=5, update_bl_management=False, fixed_bl=False)])
 def test_max_train_length_bounds_every_sample(lr, upd):
     """The BL cap that sizes the GPU's pulse words: no sample exceeds it, and some sample reaches it."""
-    dw = 0.001
+    dw = 0.0003  # lr / dw is not an integer: ceil and floor differ; dw BL lies between lr and 2 lr at lr = 0.006
     x_max = np.array([0.0, 0.2, 1.0, 7.0], np.float32)
     d_max = np.array([0.5, 0.0, 1.0, 7.0], np.float32)
     bl, _, _ = pulses.update_management(x_max, d_max, lr, dw, upd)
     cap = pulses.max_train_length(lr, dw, upd)
     assert bl.max() <= cap
     # without BL management, lr / dw above desired_bl gives ceil(lr / dw) slots at full probability
-    want = upd.desired_bl if lr == 0 or upd.fixed_bl or upd.update_bl_management or dw * upd.desired_bl >= lr \
-        else int(np.ceil(np.float32(lr) / np.float32(dw)))
+    keeps = lr == 0 or upd.fixed_bl or upd.update_bl_management or np.float32(dw) * upd.desired_bl >= np.float32(lr)
+    want = upd.desired_bl if keeps else int(np.ceil(np.float32(lr) / np.float32(dw)))
     assert cap == want
     if lr > 0:
         assert bl.max() == cap
