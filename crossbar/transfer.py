@@ -83,6 +83,8 @@ class TransferCompound(Config):
         for name in ("gamma_vec", "transfer_every_vec", "transfer_lr_vec"):
             if getattr(self, name) and len(getattr(self, name)) != n:
                 self._fail(name, getattr(self, name), f"empty or {n} values (one per device)")
+        if not any(self.gammas()):
+            self._fail("gamma_vec", self.gamma_vec, "at least one non-zero weight (else the visible weight is 0)")
 
     # ---- derived values (physics.md 4.1) -----------------------------------------------------------
     def gammas(self) -> list:
@@ -149,6 +151,12 @@ class ChoppedTransferCompound(BufferedTransferCompound):
     correct_gradient_magnitudes: bool = param(False, "scale the buffer by C's over A's granularity")
     scale_fast_lr: bool = param(False, "multiply fast_lr by lr")
     transfer_every: float = param(1.0, "transfer period (< 0: automatic from A's number of states)")
+
+    def validate(self):
+        super().validate()
+        if self.auto_granularity > 0 and self.transfer_every == 0:
+            self._fail("transfer_every", self.transfer_every, "non-zero with auto_granularity (it scales the "
+                       "buffer granularity by the sweep length)")
 
     def chop_period(self) -> int:
         """Sweeps per regular input-chopper period (at least 2)."""
@@ -243,7 +251,7 @@ def make_tile(out_size: int, in_size: int, config: TileConfig | None = None, *, 
 class _CompoundTile(AnalogTile):
     """Common machinery: sub-tiles, the visible weight, and delegation of the device operations."""
 
-    def _init_compound(self, devices, updates, seed, backend):
+    def _init_compound(self, devices, updates, seed):
         tf = _no_nm_bm(getattr(self.config.device, "transfer_forward", IOParameters(
             noise_management="none", bound_management="none")))
         self.sub = [AnalogTile(self.out_size, self.in_size,
@@ -365,7 +373,7 @@ class TransferTile(_CompoundTile):
         devs = list(cc.unit_cell_devices)
         n = len(devs)
         self._init_compound([devs[0]] + [devs[1]] * (n - 1), [config.update] + [cc.transfer_update] * (n - 1),
-                            seed, backend)
+                            seed)
         self.gam = cc.gammas()
         self.columns = cc.transfer_columns
         self.size = in_size if self.columns else out_size  # lines read per sweep
@@ -417,15 +425,13 @@ class TransferTile(_CompoundTile):
         return xp.where(same, F32(1), F32(-1))
 
     def _refresh(self) -> None:
-        xp = self.xp
-        w = None
+        w = None  # the config guarantees a non-zero gamma
         for k, (g, t) in enumerate(zip(self.gam, self.sub)):
             if g == 0:
                 continue
             term = t.weights * self._chop_signs() if (k == 0 and self.chopped) else t.weights
             term = term if g == 1 else F32(g) * term
             w = term if w is None else w + term
-        w = w if w is not None else xp.zeros(self.shape, F32)
         if type(self.weights) is type(w):
             self.weights[...] = w  # in place: a captured CUDA graph holds the address of the visible weights
         else:
@@ -714,7 +720,7 @@ class TransferTile(_CompoundTile):
         dw_a = self.cc.unit_cell_devices[0].granularity()
         bg = cc.buffer_granularity * dw_a
         if cc.auto_granularity > 0:
-            bg = cc.buffer_granularity * dw_a * cc.auto_granularity / (self.size * abs(cc.transfer_every or 1))
+            bg = cc.buffer_granularity * dw_a * cc.auto_granularity / (self.size * abs(cc.transfer_every))
         if cc.correct_gradient_magnitudes:
             bg = bg * dw_c / dw_a
             out = F32(abs(lr_t) / abs(self._lr_a_last or 1.0) / bg)
@@ -798,7 +804,7 @@ class MixedPrecisionTile(_CompoundTile):
         super().__init__(out_size, in_size, config, seed=seed)
         cc = self.cc = config.device
         forced = config.update.replace(update_management=True, update_bl_management=True)
-        self._init_compound([cc.device], [forced], seed, backend)
+        self._init_compound([cc.device], [forced], seed)
         self.state = {"chi": np.zeros((out_size, in_size), F32)}
         self.row, self.batches = 0, 0
         self.eps = cc.granularity if cc.granularity > 0 else cc.device.granularity()

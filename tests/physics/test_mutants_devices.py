@@ -5,10 +5,13 @@ the mutant(s) it kills. (The registered step functions themselves carry a decora
 by mutmut 3; tests/physics/test_pin_devices.py pins them.)
 """
 
+import numpy as np
 import pytest
 
 import crossbar.devices as D
 from crossbar import rng
+from crossbar.devices import base
+from crossbar.pulses import Events
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -131,3 +134,42 @@ def test_linear_step_zero_gamma_at_a_zero_reference_is_a_quiet_zero_slope(kw, ze
     # 'invalid value' warning (warnings are errors in this suite)
     p = D.LinearStepDevice(**kw).sample((2, 3), rng.seed_key(4, 1))
     assert not p[zero].any()
+
+
+def test_register_step_files_the_function_under_its_name():
+    # register_step#1 (the registry held None): registration runs at import, before mutmut switches a mutant
+    # on, so it is exercised here directly
+    def my_test_step(w, up, p, xi, c):
+        return w
+
+    try:
+        assert base.register_step(my_test_step) is my_test_step
+        assert base.STEPS["my_test_step"] is my_test_step
+    finally:
+        base.STEPS.pop("my_test_step", None)
+
+
+def test_closed_form_runs_apply_far_from_the_bounds_call_after_call():
+    # _sum_unclipped#26/#43/#54: a summing device applies the runs of weights far from their bounds in closed
+    # form, w + sum of n dw (1 + dw_min_std xi / sqrt(n)) in sample order, and returns nothing for the exact path;
+    # its float64 scratch stays zeroed, so the next call does the same (a NaN left there would send every later
+    # event to the exact path: same weights, lost speed)
+    dev = D.ConstantStepDevice(dw_min=0.01, dw_min_std=0.3, w_max=1.0, w_min=-1.0)
+    size = 6
+    params = {k: np.full(size, v, np.float32) for k, v in
+              (("max_bound", 1.0), ("min_bound", -1.0), ("dwmin_up", 0.01), ("dwmin_down", 0.012))}
+    events = Events(widx=np.array([0, 3, 0, 5], np.int64), sample=np.array([0, 0, 1, 1], np.int32),
+                    n=np.array([3, 1, 2, 4], np.int32), up=np.array([True, False, False, True]))
+    key = rng.seed_key(5)
+    s = np.array([7, 7, 8, 8], np.uint32)
+    z = base.sum_noise(key, events.widx.astype(np.uint32), s).astype(np.float64)
+    steps = np.where(events.up, 0.01, -0.012) * (events.n + 0.3 * np.sqrt(events.n) * z)
+    for call in range(2):
+        target = np.linspace(-0.2, 0.2, size).astype(np.float32)
+        expected = target.astype(np.float64)
+        np.add.at(expected, events.widx, steps)
+        todo = base._sum_unclipped(dev, target, params, events, key, s)
+        assert todo.size == 0, call
+        np.testing.assert_allclose(target, expected, rtol=0, atol=1e-6)
+    near = np.full(size, 0.999, np.float32)  # an up run from 0.999 could cross max_bound: exact path
+    assert 0 in base._sum_unclipped(dev, near, params, events, key, s)
