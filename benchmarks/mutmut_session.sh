@@ -1,22 +1,48 @@
 #!/usr/bin/env bash
-# Mutation testing of crossbar/devices/base.py (every mutant) and a fixed random sample of crossbar/transfer.py's
-# mutants (benchmarks/results/mutmut_transfer_sample.txt, 240 of 2126, shuffled with seed 2026) on a many-core
-# machine, time-boxed. Wheels for mutmut and its dependencies in .whl/ (offline machine).
-# Usage: OUT=dir SECONDS_BOX=480 bash benchmarks/mutmut_session.sh
+# Mutation testing on a many-core machine, time-boxed, two runs side by side in copies of the checkout:
+#   base:     every mutant of crossbar/devices/base.py, against the device and update tests (the tests that
+#             exercise the pulse engine; the Tiki-Taka tests reach it too but take minutes per mutant);
+#   transfer: a fixed random sample of crossbar/transfer.py's mutants (benchmarks/results/mutmut_transfer_sample.txt:
+#             240 names, the sorted list of all mutants shuffled with random.Random(2026)), against
+#             tests/physics and tests/unit/test_tile.py.
+# mutmut and its dependencies are installed from wheels in .whl/ (the machine is offline).
+# Usage: OUT=dir SECONDS_BOX=540 bash benchmarks/mutmut_session.sh
 set -u
+box=${SECONDS_BOX:-540}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
-sed -i 's|^only_mutate = .*|only_mutate = ["crossbar/devices/base.py", "crossbar/transfer.py"]|' pyproject.toml
-sed -i 's|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = ["tests/physics", "tests/unit/test_tile.py"]|' pyproject.toml
-rm -rf mutants
-# mutant names as mutmut spells them: module path + the mangled function name
-timeout 120 python3 -m mutmut run "none_zzz" > /dev/null 2>&1 &
-until [ -s mutants/crossbar/devices/base.py ] && [ -s mutants/crossbar/transfer.py ]; do sleep 2; done; sleep 5; kill %1; wait
-base=$(python3 -c 'import re;print(" ".join(sorted("crossbar.devices.base."+n for n in set(re.findall(r"def (x\w*?__mutmut_\d+)\(",open("mutants/crossbar/devices/base.py").read())))))')
-sample=$(cat benchmarks/results/mutmut_transfer_sample.txt)
-start=$(date +%s)
-timeout -s INT ${SECONDS_BOX:-500} python3 -m mutmut run --max-children $(nproc) $base $sample > $OUT/run.log 2>&1
-echo "run rc=$? seconds=$(( $(date +%s) - start )) nproc=$(nproc)" | tee -a $OUT/summary.txt
-python3 -m mutmut results --all true > $OUT/results.txt 2>&1
-grep -c ": killed" $OUT/results.txt; grep -v ": killed" $OUT/results.txt | tee -a $OUT/summary.txt | head -100
-tar czf $OUT/meta.tgz $(find mutants -name "*.meta") mutants/mutmut-stats.json 2>/dev/null
+half=$(( $(nproc) / 2 ))
+src=$(pwd)
+
+phase() {  # name, only_mutate, test selection, file whose mutants to run ("all") or a list file
+    local name=$1 dir=/tmp/mut_$1
+    rm -rf "$dir" && cp -r "$src" "$dir" && cd "$dir" || return 1
+    sed -i "s|^only_mutate = .*|only_mutate = $2|" pyproject.toml
+    sed -i "s|^pytest_add_cli_args_test_selection = .*|pytest_add_cli_args_test_selection = $3|" pyproject.toml
+    rm -rf mutants
+    # generate the mutants (a filter that matches nothing stops mutmut right after generating them)
+    python3 -m mutmut run "none_zzz" > /dev/null 2>&1
+    local names
+    if [ "$4" = all ]; then
+        names=$(python3 -c 'import re,sys;print(" ".join(sorted("crossbar.devices.base."+n for n in set(re.findall(r"def (x\w*?__mutmut_\d+)\(",open("mutants/crossbar/devices/base.py").read())))))')
+    else
+        names=$(cat "$4")
+    fi
+    local start=$(date +%s)
+    timeout -s INT $((box - 20)) python3 -m mutmut run --max-children $half $names > "$OUT/$name.log" 2>&1
+    echo "$name: rc=$? seconds=$(( $(date +%s) - start )) children=$half mutants=$(echo $names | wc -w)" >> "$OUT/summary.txt"
+    python3 -m mutmut results --all true > "$OUT/$name.results.txt" 2>&1
+    for m in $(grep -E ": (survived|no tests|timeout|suspicious|segfault)" "$OUT/$name.results.txt" | cut -d: -f1); do
+        python3 -m mutmut show "$m" 2>/dev/null | grep "^[-+] " | sed "s|^|$m |"
+    done > "$OUT/$name.survivors.txt"
+}
+
+phase base '["crossbar/devices/base.py"]' '["tests/physics/test_devices.py", "tests/physics/test_pin_devices.py", "tests/physics/test_mutants_devices.py", "tests/physics/test_update.py", "tests/physics/test_pin_update.py", "tests/unit/test_tile.py"]' all &
+phase transfer '["crossbar/transfer.py"]' '["tests/physics", "tests/unit/test_tile.py"]' "$src/benchmarks/results/mutmut_transfer_sample.txt" &
+wait
+cd "$src"
+for n in base transfer; do
+    echo "$n: $(grep -c ': killed' $OUT/$n.results.txt) killed of $(grep -c ': ' $OUT/$n.results.txt) listed" >> "$OUT/summary.txt"
+    grep -v ": killed" "$OUT/$n.results.txt" | cut -d: -f2 | sort | uniq -c | sed "s|^|$n |" >> "$OUT/summary.txt"
+done
+cat "$OUT/summary.txt"

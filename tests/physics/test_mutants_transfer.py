@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import crossbar.devices as D
-from crossbar import (AnalogTile, BufferedTransferCompound, ChoppedTransferCompound, DriftParameter, IOParameters, MixedPrecisionCompound,
+from crossbar import (AnalogTile, BufferedTransferCompound, ChoppedTransferCompound, DriftParameter,
+                      DynamicTransferCompound, IOParameters, MixedPrecisionCompound,
                       TileConfig, TransferCompound, UpdateParameters, make_tile, rng)
 from crossbar.transfer import MixedPrecisionTile, TransferTile
 
@@ -142,6 +143,30 @@ def test_set_weights_of_a_transfer_tile_puts_the_weight_on_the_last_device():
     buffered.set_weights(w)
     np.testing.assert_allclose(buffered.sub[1].get_weights(), w / 2.0, atol=1e-7)
     assert not buffered.state["buffer"].any()
+    agad = make_tile(3, 4, TileConfig(device=DynamicTransferCompound(unit_cell_devices=pair(), in_chop_prob=0.5,
+                                                                     fast_lr=0.05)), seed=1)
+    train(agad, 4)
+    assert agad.state["mean"].any() and agad.state["past_mean"].any()
+    agad.set_weights(w)
+    assert not (agad.state["buffer"].any() or agad.state["mean"].any() or agad.state["past_mean"].any())
+
+
+@pytest.mark.parametrize("prob", [1.0, 0.5])
+def test_reset_columns_of_a_compound_resets_the_fast_device_only(prob):
+    # a column reset acts on A, the fast device; C keeps its weights (Gokmen & Haensch 2020, Tiki-Taka)
+    dev = D.ConstantStepDevice(dw_min=0.01, w_max=1.0, w_min=-1.0, reset_std=0.0)
+    tile = make_tile(3, 5, TileConfig(device=TransferCompound(unit_cell_devices=(dev, dev), gamma=0.5)), seed=2)
+    w = np.full((3, 5), 0.2, F32)
+    for t in tile.sub:
+        t.set_weights(w)
+    tile.reset_columns(3, 3, prob)  # columns 3, 4, 0 (wrapping)
+    reset = tile.sub[0].get_weights() == 0
+    assert not reset[:, 1:3].any() and np.array_equal(tile.sub[1].get_weights(), w)
+    if prob == 1.0:
+        assert reset[:, [0, 3, 4]].all()
+    else:  # 9 devices each with probability 1/2: this seed resets some, not all
+        assert 0 < reset[:, [0, 3, 4]].sum() < 9
+    np.testing.assert_array_equal(tile.get_weights(), F32(0.5) * tile.sub[0].get_weights() + w)
 
 
 def test_set_weights_of_a_mixed_precision_tile_clears_the_accumulator():
@@ -153,7 +178,7 @@ def test_set_weights_of_a_mixed_precision_tile_clears_the_accumulator():
     assert not tile.state["chi"].any()
 
 
-@pytest.mark.parametrize("op,args", [("drift", (10.0,)), ("clip_weights", (0.05,)), ("decay", (1.0,)),
+@pytest.mark.parametrize("op,args", [("drift", (10.0,)), ("clip_weights", (0.05,)), ("decay", (0.5,)),
                                      ("diffuse", ())])
 def test_device_operations_of_a_compound_act_on_every_device(op, args):
     # _CompoundTile.drift/clip_weights were reached by no test: each device of the compound changes exactly
