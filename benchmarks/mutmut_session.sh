@@ -7,6 +7,7 @@
 #             tests/physics and tests/unit/test_tile.py.
 # mutmut and its dependencies are installed from wheels in .whl/ (the machine is offline).
 # Usage: OUT=dir SECONDS_BOX=540 bash benchmarks/mutmut_session.sh
+# Re-check chosen mutants only: BASE_LIST=file TRANSFER_LIST=file (one name per line, paths from the repo root)
 set -u
 box=${SECONDS_BOX:-540}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -26,7 +27,7 @@ phase() {  # name, only_mutate, test selection, file whose mutants to run ("all"
     if [ "$4" = all ]; then
         names=$(python3 -c 'import re,sys;print(" ".join(sorted("crossbar.devices.base."+n for n in set(re.findall(r"def (x\w*?__mutmut_\d+)\(",open("mutants/crossbar/devices/base.py").read())))))')
     else
-        names=$(cat "$4")
+        names=$(cat "$src/$4" 2>/dev/null || cat "$4")
     fi
     local start=$(date +%s)
     timeout -s INT $((box - 20)) python3 -m mutmut run --max-children $half $names > "$OUT/$name.log" 2>&1
@@ -37,8 +38,8 @@ phase() {  # name, only_mutate, test selection, file whose mutants to run ("all"
     done > "$OUT/$name.survivors.txt"
 }
 
-phase base '["crossbar/devices/base.py"]' '["tests/physics/test_devices.py", "tests/physics/test_pin_devices.py", "tests/physics/test_mutants_devices.py", "tests/physics/test_update.py", "tests/physics/test_pin_update.py", "tests/unit/test_tile.py"]' all &
-phase transfer '["crossbar/transfer.py"]' '["tests/physics", "tests/unit/test_tile.py"]' "$src/benchmarks/results/mutmut_transfer_sample.txt" &
+phase base '["crossbar/devices/base.py"]' '["tests/physics/test_devices.py", "tests/physics/test_pin_devices.py", "tests/physics/test_mutants_devices.py", "tests/physics/test_update.py", "tests/physics/test_pin_update.py", "tests/unit/test_tile.py"]' "${BASE_LIST:-all}" &
+phase transfer '["crossbar/transfer.py"]' '["tests/physics", "tests/unit/test_tile.py"]' "${TRANSFER_LIST:-$src/benchmarks/results/mutmut_transfer_sample.txt}" &
 wait
 cd "$src"
 for n in base transfer; do

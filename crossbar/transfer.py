@@ -599,7 +599,7 @@ class TransferTile(_CompoundTile):
             if self.dynamic:
                 mean, past = xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1)
                 g, mean, past = agad_deviation(v, mean, past, st["switched"][lines][None, :], cc.mean_weight(), xp)
-                h = (F32(0) if cc.no_buffer else cols) + g * sign * scale
+                h = cols + g * sign * scale  # AGAD always accumulates (validated)
                 st["mean"][:, lines] = mean
                 st["past_mean"][:, lines] = past
                 st["switched"][lines] = flip
@@ -745,7 +745,7 @@ class TransferTile(_CompoundTile):
             g, mean, past = agad_deviation(v, mean, past, st["switched"][c], cc.mean_weight(), xp)
             if cc.experimental_correct_accumulation:
                 scale = scale / F32(min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
-            h = (F32(0) if cc.no_buffer else col) + g * sign_out * scale
+            h = col + g * sign_out * scale  # AGAD always accumulates (validated)
             for name, val in (("mean", mean), ("past_mean", past)):
                 if self.columns:
                     st[name][:, c] = val

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import crossbar.devices as D
-from crossbar import rng
+from crossbar import AnalogTile, TileConfig, UpdateParameters, rng
 from crossbar.devices import base
 from crossbar.pulses import Events
 
@@ -173,3 +173,104 @@ def test_closed_form_runs_apply_far_from_the_bounds_call_after_call():
         np.testing.assert_allclose(target, expected, rtol=0, atol=1e-6)
     near = np.full(size, 0.999, np.float32)  # an up run from 0.999 could cross max_bound: exact path
     assert 0 in base._sum_unclipped(dev, near, params, events, key, s)
+
+
+def test_scratch_arrays_are_zeroed_and_reused_per_size_and_dtype():
+    # _scratch#3-#8: only reached on a cache miss, which the mutation workers never see (the parent filled the
+    # cache), so it is called here with sizes no other test uses
+    a = base._scratch(12_345, np.int16)
+    assert a.shape == (12_345,) and a.dtype == np.int16 and not a.any()
+    assert base._scratch(12_345, np.int16) is a
+    b = base._scratch(12_345, np.float64)
+    assert b is not a and b.dtype == np.float64 and not b.any()
+
+
+@pytest.mark.parametrize("dev", [D.SoftBoundsDevice(dw_min=0.02, dw_min_std=0.3, w_max=0.3, w_min=-0.3),
+                                 D.ConstantStepDevice(dw_min=0.02, dw_min_std=0.5, w_max=0.3, w_min=-0.3)],
+                         ids=["soft bounds", "constant step, pulse by pulse"])
+def test_a_batch_equals_its_samples_applied_one_at_a_time(dev):
+    # _rank_within_weight#15/#16 (rounds split at the wrong samples): the samples of a batch that touch the same
+    # weight apply in batch order, each with its own draws (keyed by the running sample number), so one update
+    # of 6 samples equals 6 updates of one sample; the bounds are near, so the order matters
+    config = TileConfig(device=dev, update=UpdateParameters(desired_bl=15))
+    x = rng.normal_array(rng.seed_key(1), 0, (6, 4))
+    d = rng.normal_array(rng.seed_key(2), 0, (6, 3))
+    one = np.zeros((6, 4), np.float32)
+    one[:, 1] = x[:, 1]  # every sample touches the one weight (0, 1): consecutive events share it
+    for x, d in ((x, d), (one, np.abs(d) * np.eye(3, dtype=np.float32)[[0]])):
+        whole, single = AnalogTile(3, 4, config, seed=3), AnalogTile(3, 4, config, seed=3)
+        whole.update(x, d, 0.2)
+        for b in range(6):
+            single.update(x[b:b + 1], d[b:b + 1], 0.2)
+        assert np.abs(whole.get_weights()).max() > 0.04
+        np.testing.assert_array_equal(whole.get_weights(), single.get_weights())
+
+
+def test_write_noise_is_refused_by_devices_without_a_model_for_it():
+    # validate#3 (only values above 1 were refused)
+    with pytest.raises(ValueError, match="write_noise_std"):
+        D.ConstantStepDevice(write_noise_std=0.5)
+
+
+@pytest.mark.parametrize("enforce", [True, False])
+def test_crossed_device_bounds_are_ordered_or_collapsed(enforce):
+    # sample#66/#69/#75: with a large bound spread some devices draw min_bound > max_bound; enforce_consistency
+    # swaps them (then max >= 0 >= min), else both become their midpoint
+    dev = D.ConstantStepDevice(w_max=0.5, w_min=-0.5, w_max_dtod=1.5, w_min_dtod=1.5, enforce_consistency=enforce)
+    key = rng.seed_key(9)
+    b_up = 0.5 * (1 + 1.5 * base.d2d_normal(key, "max_bound", (8, 8)))
+    b_dn = -0.5 * (1 + 1.5 * base.d2d_normal(key, "min_bound", (8, 8)))
+    crossed = b_dn > b_up
+    assert 0 < crossed.sum() < 64
+    p = dev.sample((8, 8), key)
+    if enforce:
+        hi, lo = np.where(crossed, b_dn, b_up), np.where(crossed, b_up, b_dn)
+        want_up, want_dn = np.abs(hi), -np.abs(lo)
+    else:
+        mid = (b_up + b_dn) / 2
+        want_up, want_dn = np.where(crossed, mid, b_up), np.where(crossed, mid, b_dn)
+    np.testing.assert_allclose(p["max_bound"], want_up, rtol=1e-6)
+    np.testing.assert_allclose(p["min_bound"], want_dn, rtol=1e-6)
+
+
+def test_decay_scale_is_one_minus_one_over_the_lifetime():
+    # sample#222-#256: lifetime L > 1 gives the per-step scale 1 - 1/L; L <= 1 decays to the bias in one step
+    # (scale 0); lifetime 0 is no decay (scale 1)
+    for life, scale in ((3.0, 2 / 3), (1.5, 1 / 3), (0.5, 0.0), (0.0, 1.0)):
+        p = D.ConstantStepDevice(lifetime=life).sample((2, 3), rng.seed_key(1))
+        np.testing.assert_allclose(p["decay_scales"], scale, rtol=1e-6, err_msg=f"lifetime {life}")
+
+
+def test_summing_devices_take_the_closed_form_far_from_the_bounds(monkeypatch):
+    # apply_events#34-#36 (the gate of the closed form): a constant-step device with small noise never needs the
+    # pulse-by-pulse path when no bound is near
+    def fail(*args):
+        raise AssertionError("pulse-by-pulse path taken")
+
+    monkeypatch.setattr(base, "_pulse_run", fail)
+    tile = AnalogTile(3, 4, TileConfig(device=D.ConstantStepDevice(dw_min=0.001, w_max=1.0, w_min=-1.0)), seed=1)
+    tile.update(rng.normal_array(rng.seed_key(1), 0, (5, 4)), rng.normal_array(rng.seed_key(2), 0, (5, 3)), 0.01)
+    assert np.abs(tile.get_weights()).max() > 0
+
+
+def test_pulse_counts_of_an_update_that_misses_the_last_weight():
+    # apply_events#144 (the bincount lost its length): counts are kept per weight whichever weights a batch hits
+    tile = AnalogTile(2, 3, TileConfig(device=D.ConstantStepDevice(count_pulses=True)), seed=1)
+    x = np.array([[1.0, 0.0, 0.0]], np.float32)
+    tile.update(x, np.array([[0.5, 0.0]], np.float32), 0.01)
+    up, down = tile.pulse_counts["up"], tile.pulse_counts["down"]
+    assert down[0, 0] > 0 and up.sum() == 0 and down.sum() == down[0, 0]
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_closed_form_never_ends_beyond_a_bound(up):
+    # _sum_unclipped#77/#80 (the margin applied on the wrong side): a run that ends 1e-5 beyond a bound is
+    # applied pulse by pulse and clipped, not summed
+    dev = D.ConstantStepDevice(dw_min=0.01, dw_min_std=0.0, w_max=1.0, w_min=-1.0)
+    params = {k: np.full(1, v, np.float32) for k, v in
+              (("max_bound", 1.0), ("min_bound", -1.0), ("dwmin_up", 0.01), ("dwmin_down", 0.01))}
+    events = Events(widx=np.zeros(1, np.int64), sample=np.zeros(1, np.int32), n=np.array([2], np.int32),
+                    up=np.array([up]))
+    target = np.array([0.98001 if up else -0.98001], np.float32)  # two steps overshoot by 1e-5
+    base.apply_events(dev, target, params, events, rng.seed_key(1), 0)
+    assert target[0] == (1.0 if up else -1.0)

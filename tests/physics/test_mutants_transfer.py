@@ -200,3 +200,40 @@ def test_device_operations_of_a_compound_act_on_every_device(op, args):
         assert not np.array_equal(ref.get_weights(), w)
         np.testing.assert_array_equal(t.get_weights(), ref.get_weights())
     np.testing.assert_array_equal(tile.get_weights(), F32(0.5) * lone[0].get_weights() + lone[1].get_weights())
+
+
+@pytest.mark.parametrize("kind", CONFIGS)
+def test_make_tile_passes_the_backend_to_every_kind_of_tile(kind):
+    # make_tile#37 (the plain tile was built on the default backend): an unknown backend is refused by every kind
+    with pytest.raises(ValueError, match="backend"):
+        make_tile(2, 3, CONFIGS[kind], backend="numpyy")
+
+
+def test_visible_weights_of_a_compound_are_updated_in_place():
+    # _refresh#31: a captured CUDA graph holds the address of the visible weights, so every refresh writes into
+    # the same array
+    cc = TransferCompound(unit_cell_devices=pair(), gamma=0.5, transfer_forward=QUIET_IO)
+    tile = make_tile(3, 4, TileConfig(device=cc), seed=1)
+    weights = tile.weights
+    train(tile, 2)
+    assert tile.weights is weights and np.array_equal(weights, tile.get_weights()) and weights.any()
+
+
+def auto_scaled(seed=1):
+    cc = ChoppedTransferCompound(unit_cell_devices=pair(), auto_scale=True, fast_lr=0.5, auto_momentum=0.5)
+    return make_tile(3, 4, TileConfig(device=cc), seed=seed)
+
+
+def test_auto_scale_running_maxima_skip_zero_batches_and_scale_small_inputs():
+    # _fast_lr#43 (a zero batch pulled the running maxima toward 0) and #59 (a factor of 0 unless max|x| > 1):
+    # the first batch sets m_x = mean_b max|x_b|, m_d likewise; the device factor is 1 / (m_x m_d); an all-zero
+    # batch changes nothing
+    tile = auto_scaled()
+    x = np.array([[0.2, -0.4, 0.1, 0.0], [0.3, 0.0, -0.1, 0.1]], F32)
+    d = np.array([[0.05, -0.1, 0.0], [0.0, 0.2, -0.1]], F32)
+    lr_a, scale = tile._fast_lr(0.1, x, d)
+    m_x, m_d = (0.4 + 0.3) / 2, (0.1 + 0.2) / 2
+    assert float(tile.state["m_x"]) == pytest.approx(m_x) and float(tile.state["m_d"]) == pytest.approx(m_d)
+    assert float(scale) == pytest.approx(1 / (m_x * m_d), rel=1e-6)
+    tile._fast_lr(0.1, np.zeros_like(x), np.zeros_like(d))
+    assert float(tile.state["m_x"]) == pytest.approx(m_x) and float(tile.state["m_d"]) == pytest.approx(m_d)

@@ -603,6 +603,8 @@ SCENARIOS = {
                                                                fast_lr=0.3, transfer_lr=0.03), 5, 9, EIGHTS, 0.1, 6),
     "c-ttv2 no buffer": (chopped(no_buffer=True, transfer_lr=1.0), 5, 9, EIGHTS, 0.1, 6),
     "c-ttv2 automatic period": (chopped(transfer_every=-0.02), 5, 9, EIGHTS, 0.1, 6),
+    # (a batch longer than the sweep: the fused path's in-batch chopper flips count samples, not columns)
+    "c-ttv2 batch above the line count": (chopped(in_chop_prob=0.5, transfer_every=4), 4, 5, [16] * 4, 0.1, 4),
     "c-ttv2 rows": (chopped(transfer_columns=False, out_chop_prob=0.3), 6, 5, EIGHTS, 0.1, 0),
     "c-ttv2 gamma": (chopped(gamma=0.3, units_in_mbatch=True, transfer_every=0.5, transfer_lr=4.0), 5, 9, EIGHTS,
                      0.1, 6),
