@@ -237,7 +237,8 @@ def apply_events(dev: PulsedDevice, weights, params: dict, events, key, sample0:
         todo = _sum_unclipped(dev, target, params, events, key, s)
     if todo.size:
         rank = _rank_within_weight(widx[todo], events.sample[todo], target.size)
-        order = todo[np.argsort(rank.astype(np.uint16 if rank.max() < 2**16 else np.int64), kind="stable")]
+        # the smallest unsigned type that holds the ranks: NumPy sorts 8/16-bit keys by radix sort
+        order = todo[np.argsort(rank.astype(np.min_scalar_type(rank.max())), kind="stable")]
         edges = np.searchsorted(np.sort(rank), np.arange(rank.max() + 2))
         for r in range(len(edges) - 1):  # round r: every weight's r-th touching sample
             sel = order[edges[r]:edges[r + 1]]

@@ -175,9 +175,10 @@ def test_closed_form_runs_apply_far_from_the_bounds_call_after_call():
     assert 0 in base._sum_unclipped(dev, near, params, events, key, s)
 
 
-def test_scratch_arrays_are_zeroed_and_reused_per_size_and_dtype():
-    # _scratch#3-#8: only reached on a cache miss, which the mutation workers never see (the parent filled the
-    # cache), so it is called here with sizes no other test uses
+def test_scratch_arrays_are_zeroed_and_reused_per_size_and_dtype(monkeypatch):
+    # _scratch#2-#8: only reached on a cache miss, which mutmut's forked workers never see unless the cache is
+    # emptied (the parent process filled it while collecting coverage)
+    monkeypatch.setattr(base, "_SCRATCH", {})
     a = base._scratch(12_345, np.int16)
     assert a.shape == (12_345,) and a.dtype == np.int16 and not a.any()
     assert base._scratch(12_345, np.int16) is a
