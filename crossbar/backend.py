@@ -39,6 +39,19 @@ def cupy_available() -> bool:
     return True
 
 
+def resolve_backend(backend: str) -> tuple[str, str]:
+    """``(name, why)``: 'auto' becomes 'cupy' when CuPy and a CUDA device are usable, else 'numpy'; other
+    names are returned as they are (``why`` is then empty)."""
+    if backend != "auto":
+        return backend, ""
+    try:
+        _cupy()
+    except RuntimeError as exc:
+        return "numpy", "auto: " + ("CuPy is not installed" if isinstance(exc.__cause__, ImportError)
+                                    else "no usable CUDA device")
+    return "cupy", "auto: CuPy and a CUDA device found"
+
+
 def get_xp(backend: str) -> types.ModuleType:
     """Return the array module for ``backend`` ('numpy' or 'cupy')."""
     if backend == "numpy":

@@ -47,9 +47,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+from tqdm import tqdm
 
 from crossbar import rng
-from crossbar.backend import BACKENDS, array_module, get_xp
+from crossbar.backend import BACKENDS, array_module, get_xp, resolve_backend
 from crossbar.config import TileConfig
 from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
@@ -260,7 +261,8 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     add("--epochs", default=30, type=_positive_int, help="number of epochs (default: 30)")
     add("--batch-size", default=64, type=_positive_int, help="mini-batch size (default: 64)")
     add("--seed", default=0, type=seed_type, help="run seed: initial weights, device variations, noise, data order")
-    add("--backend", default="numpy", choices=BACKENDS, help="array backend (default: numpy)")
+    add("--backend", default="auto", choices=("auto",) + BACKENDS,
+        help="array backend (default: auto = cupy when CuPy and a CUDA GPU are usable, else numpy)")
     add("--digital", default=False, action="store_true", help="floating-point Linear layers (baseline)")
     add("--digital-bias", default=False, action="store_true",
         help="analog layers keep their bias digital, as aihwkit 1.1 does by default (default here: an extra "
@@ -277,6 +279,9 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
     add("--stop-after", default=0, type=_non_negative_int,
         help="checkpoint and stop after N training steps of this invocation (0: run all epochs); continue "
              "later with --resume")
+    add("--baseline", default=False, action="store_true",
+        help="first train the digital network with the same seed, initial weights, data order, lr, schedule and "
+             "epochs (in OUT/digital, resumed or reused if there) and show its accuracy beside the analog one")
     add("--no-plot", default=False, action="store_true", help="do not write curves.png")
     add("--no-progress", default=False, action="store_true", help="no progress bar")
     add("--no-graph", default=False, action="store_true",
@@ -287,8 +292,15 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 # ---- output helpers ---------------------------------------------------------------------------------
 
 
-def plot_curves(history: list[dict], path: Path) -> bool:
-    """Save train/test loss and test accuracy against the epoch as a PNG; False without matplotlib."""
+def plot_curves(history: list[dict], path: Path, points: list | None = None, baseline: list[dict] | None = None) -> bool:
+    """Save the loss and test-accuracy curves as a PNG; False without matplotlib.
+
+    Args:
+        history: per-epoch records (``epoch``, ``train_loss``, ``test_loss``, ``test_accuracy``).
+        points: ``[epoch_position, mean training loss since the previous point]`` pairs within epochs (the
+            position in epochs, e.g. 1.3 = 30% into epoch 2), drawn as a line.
+        baseline: per-epoch records of the digital baseline, drawn as a reference line.
+    """
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -296,15 +308,20 @@ def plot_curves(history: list[dict], path: Path) -> bool:
     except ImportError:
         return False
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax1.plot(epochs, [h["test_loss"] for h in history], "s-", label="test")
-    ax1.set(xlabel="epoch", ylabel="NLL loss", title="loss")
-    ax1.legend()
-    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-")
-    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if points:
+        ax1.plot(*zip(*points), "-", lw=1, color="C0", label="training (running mean)")
+    ax1.plot(epochs, [h["train_loss"] for h in history], "o", color="C0", label="training, epoch mean")
+    ax1.plot(epochs, [h["test_loss"] for h in history], "s-", color="C1", label="test")
+    ax1.set(xlabel="epoch", ylabel="NLL loss (nats per image)", title="loss", xlim=(0, max(epochs, default=1)))
+    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-", label="analog")
+    if baseline:
+        ax2.plot([h["epoch"] for h in baseline], [100 * h["test_accuracy"] for h in baseline], "--", color="gray",
+                 label="digital baseline (same init, data, lr)")
+    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy", xlim=(0, max(epochs, default=1)))
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -312,51 +329,47 @@ def plot_curves(history: list[dict], path: Path) -> bool:
 
 
 class _Progress:
-    """tqdm if importable, else a small bar on stderr."""
+    """A tqdm bar over an epoch's images (images/s, ETA, running loss) on stderr; does nothing when disabled."""
 
-    def __init__(self, total: int, initial: int, desc: str, enabled: bool):
-        self.bar = None
-        self.total, self.n, self.desc, self.enabled = total, initial, desc, enabled
-        self.t0 = self.last = time.perf_counter()
-        if not enabled:
-            return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            return
-        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch", mininterval=2.0, file=sys.stderr,
-                        dynamic_ncols=True)
+    def __init__(self, images: int, batch: int, initial_steps: int, desc: str, enabled: bool):
+        self.images, self.batch, self.enabled = images, batch, enabled
+        self.last = time.perf_counter()
+        self.n = min(initial_steps * batch, images)  # images done (a disabled tqdm does not count)
+        self.bar = tqdm(total=images, initial=self.n, desc=desc, unit="img",
+                        unit_scale=True, mininterval=2.0, file=sys.stderr, dynamic_ncols=True, disable=not enabled)
 
     def due(self) -> bool:
         """Whether a refresh is due (the caller then reads the running loss: one host read per refresh)."""
         return self.enabled and time.perf_counter() - self.last >= 2.0
 
-    def update(self, n: int, loss: float | None = None) -> None:
-        self.n += n
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            self.bar.update(n)
-            if loss is not None:
-                self.last = time.perf_counter()
-            return
+    def update(self, steps: int, loss: float | None = None) -> None:
         if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             self.last = time.perf_counter()
-            rate = (self.n) / max(self.last - self.t0, 1e-9)
-            end = "\r" if sys.stderr.isatty() else "\n"
-            print(f"{self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%) loss {loss:.4f} "
-                  f"{rate:.1f} batch/s", end=end, file=sys.stderr, flush=True)
+        step = min(steps * self.batch, self.images - self.n)
+        self.n += step
+        self.bar.update(step)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled and sys.stderr.isatty():
-            print(file=sys.stderr)
+        self.bar.close()
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
+
+def digital_baseline(args: argparse.Namespace) -> list[dict]:
+    """Train, resume or reuse the digital twin of the run ``args`` in ``OUT/digital``; returns its history."""
+    sub = Path(args.out) / "digital"
+    argv = ["--digital", "--out", str(sub), "--lr", repr(args.lr), "--schedule", args.schedule, "--epochs",
+            str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--backend",
+            args.backend, "--no-plot"]
+    for flag, value in (("--train-samples", args.train_samples), ("--test-samples", args.test_samples),
+                        ("--data-dir", args.data_dir)):
+        argv += [flag, str(value)] if value is not None else []
+    argv += ["--no-progress"] if args.no_progress else []
+    argv += ["--overwrite"] if args.overwrite else ["--resume"] if (sub / CHECKPOINT).exists() else []
+    print(f"digital baseline in {sub}:", flush=True)
+    return run(argv)
+
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -405,7 +418,7 @@ def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.Argum
         parser.error(f"{out} already holds a run ({', '.join(existing)}); use --resume to continue it, --overwrite "
                      f"to start afresh, or another --out")
     if args.digital:
-        for name in ("device", "algorithm", "digital_bias"):
+        for name in ("device", "algorithm", "digital_bias", "baseline"):
             if name in given:
                 parser.error(f"--{name.replace('_', '-')} sets up analog layers; --digital has none")
     else:
@@ -445,6 +458,8 @@ def run(argv: list[str] | None = None) -> list[dict]:
     possible, else keeping the last good checkpoint.
     """
     args, parser, resume = _resolve(argv)
+    args.backend, why = resolve_backend(args.backend)
+    baseline = digital_baseline(args) if args.baseline else None
     xp = None
     try:
         xp = get_xp(args.backend)
@@ -458,6 +473,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     out = Path(args.out)
     metrics_path, ckpt_path = out / METRICS, out / CHECKPOINT
     history: list[dict] = []
+    points: list = []  # [epoch position, mean training loss since the previous point], ten per epoch
     epoch, step0, loss_sum, seconds0 = 0, 0, 0.0, 0.0
     if resume is not None:
         arrays, meta = resume
@@ -466,6 +482,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         except CheckpointError as exc:
             parser.error(f"--resume: {exc}")
         history, epoch, step0 = meta["history"], meta["epoch"], meta["step"]
+        points = meta.get("points", [])
         loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
 
     try:
@@ -497,7 +514,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         write_text_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
     print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {n} training and "
           f"{len(x_test)} test images, batch {batch}, lr {args.lr} ({args.schedule}), seed {args.seed}, "
-          f"backend {args.backend}" + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
+          f"backend {args.backend}" + (f" ({why})" if why else "") + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
           flush=True)
 
     def diverged(what: str) -> NoReturn:
@@ -518,7 +535,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         with _writing(parser, ckpt_path):
             save_training(ckpt_path, model, optimizer, scheduler,
                           meta={"run": run_config, "epochs": args.epochs, "epoch": epoch_done, "step": step,
-                                "seconds": seconds, "history": history},
+                                "seconds": seconds, "history": history, "points": points},
                           arrays={"loss_sum": np.float64(loss_total)})
 
     budget = args.stop_after or math.inf  # training steps left for this invocation
@@ -534,13 +551,17 @@ def run(argv: list[str] | None = None) -> list[dict]:
         if runner is not None:
             runner.start(order, first=step0)
         total = (lambda: float(running) + runner.loss_sum()) if runner is not None else (lambda: float(running))
-        bar = _Progress(steps, step0, f"epoch {epoch + 1}/{args.epochs}", not args.no_progress)
+        bar = _Progress(n, batch, step0, f"epoch {epoch + 1}/{args.epochs}",
+                        not args.no_progress and sys.stdout.isatty())
         step = step0
+        every_point = max(steps // 10, 1)
+        point_from = (step0, total())  # the running loss sum where the current point's segment starts
         while step < steps:
             if runner is not None and step < runner.steps:
                 # replay up to the next checkpoint or stop, at most 100 steps between progress refreshes
                 every = args.checkpoint_every or steps
-                chunk = int(min(runner.steps - step, every - step % every, budget, 100))
+                chunk = int(min(runner.steps - step, every - step % every, budget, 100,
+                                every_point - step % every_point))
                 runner.run(chunk)
             else:
                 chunk = 1
@@ -554,6 +575,10 @@ def run(argv: list[str] | None = None) -> list[dict]:
                     diverged(f"a digital parameter is no longer finite at epoch {epoch + 1} step {step + 1}")
             step += chunk
             done, budget = step, budget - chunk
+            if done % every_point == 0 or done == steps:
+                loss_now = total()
+                points.append([round(epoch + done / steps, 4), (loss_now - point_from[1]) / (done - point_from[0])])
+                point_from = (done, loss_now)
             bar.update(chunk, total() / done if bar.due() else None)
             if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
                 check_finite("the training loss", total(), f"at epoch {epoch + 1} step {done}")
@@ -585,14 +610,15 @@ def run(argv: list[str] | None = None) -> list[dict]:
               f"{test_loss:.4f}  test accuracy {100 * accuracy:.2f}%  ({record['seconds']:.1f} s)", flush=True)
         if not args.no_plot:
             with _writing(parser, out / CURVES):
-                plot_curves(history, out / CURVES)
+                plot_curves(history, out / CURVES, points, baseline)
         if not budget:
             print(f"stopped after {args.stop_after} steps at the end of epoch {epoch}; continue with --resume",
                   flush=True)
             return history
     if history:
+        versus = f"; digital baseline {100 * baseline[-1]['test_accuracy']:.2f}%" if baseline else ""
         print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% after {history[-1]['epoch']} epochs "
-              f"({sum(h['seconds'] for h in history):.0f} s); output in {out}")
+              f"({sum(h['seconds'] for h in history):.0f} s){versus}; output in {out}")
     return history
 
 

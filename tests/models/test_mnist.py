@@ -134,19 +134,48 @@ def test_cli_protects_an_existing_run(tmp_path, capsys):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def test_progress_fallback_without_tqdm(monkeypatch, capsys):
-    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # import tqdm now raises ImportError
-    bar = mnist._Progress(total=10, initial=2, desc="epoch 1/1", enabled=True)
-    assert bar.bar is None
+def test_progress_counts_images_and_is_silent_when_disabled(capsys):
+    bar = mnist._Progress(images=100, batch=16, initial_steps=2, desc="epoch 1/1", enabled=False)
+    assert bar.n == 32
     bar.update(3, loss=1.5)
-    bar.update(1)
+    bar.update(4)  # 7 more steps would pass the 100 images: the bar stops at the total
+    assert bar.n == 100
     bar.close()
-    err = capsys.readouterr().err
-    assert "epoch 1/1: 5/10 (50%) loss 1.5000" in err
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_is_quiet_when_stdout_is_not_a_terminal(tmp_path, capsys):
+    # pytest captures stdout (not a terminal): no bar on stderr without --no-progress
+    mnist.run(["--epochs", "1", "--out", str(tmp_path / "run"), *[a for a in TINY if a != "--no-progress"]])
+    assert "img/s" not in capsys.readouterr().err
+
+
+def test_auto_backend_falls_back_to_numpy_and_says_why():
+    from crossbar.backend import cupy_available, resolve_backend
+    name, why = resolve_backend("auto")
+    assert name == ("cupy" if cupy_available() else "numpy") and why.startswith("auto: ")
+    assert resolve_backend("numpy") == ("numpy", "")
+
+
+def test_baseline_trains_the_digital_twin_first_and_reuses_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    history = mnist.run(["--epochs", "1", "--out", str(out), "--baseline", *TINY])
+    printed = capsys.readouterr().out
+    digital = [json.loads(line) for line in (out / "digital" / "metrics.jsonl").read_text().splitlines()]
+    assert len(digital) == 1 and len(history) == 1
+    assert printed.index("digital MLP") < printed.index("constant-step MLP")
+    assert f"digital baseline {100 * digital[0]['test_accuracy']:.2f}%" in printed.splitlines()[-1]
+    # a second epoch resumes both runs: the digital one continues from its own checkpoint
+    mnist.run(["--resume", "--epochs", "2", "--out", str(out), "--baseline", "--no-progress"])
+    assert len((out / "digital" / "metrics.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(SystemExit):
+        mnist.run(["--digital", "--baseline", "--out", str(tmp_path / "d"), *TINY])
+    assert "--baseline sets up analog layers" in capsys.readouterr().err
 
 
 def test_plot_curves(tmp_path):
     pytest.importorskip("matplotlib")
     history = [{"epoch": e, "train_loss": 1 / e, "test_loss": 1.1 / e, "test_accuracy": 0.9} for e in (1, 2)]
-    assert mnist.plot_curves(history, tmp_path / "curves.png")
+    assert mnist.plot_curves(history, tmp_path / "curves.png", points=[[0.5, 1.5], [1.0, 1.0], [1.5, 0.6]],
+                             baseline=[{"epoch": 1, "test_accuracy": 0.95}])
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
