@@ -1,6 +1,6 @@
 """End-to-end training speed of the MNIST MLP (784-256-128-10 sigmoid, Gokmen & Vlasov 2016).
 
-Times ``models.mnist.train_step`` (forward, backward and pulsed update of all three analog layers, plus the
+Times ``models.trainer.train_step`` (forward, backward and pulsed update of all three analog layers, plus the
 loss) on real MNIST batches in the order training uses, with ConstantStep defaults (default IO and update
 parameters), and reports microseconds per training sample at batch 64 (lr 0.05, the incumbent's example)
 and batch 1 (lr 0.01, the paper's set-up): the median over repeats, each repeat a run of consecutive steps.
@@ -26,14 +26,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.provenance import stamp, write_raw  # noqa: E402
 from crossbar.backend import get_xp
 from models.data import load_mnist
-from models.mnist import build_mlp, epoch_order, train_step
+from models.mnist import build_mlp, epoch_order
+from models.trainer import train_step
 from models.optim import SGD, AnalogSGD
 
 SETUPS = ((64, 0.05), (1, 0.01))

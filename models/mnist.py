@@ -37,44 +37,39 @@ the files written before it (the last good checkpoint).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-from tqdm import tqdm
 
 from crossbar import rng
-from crossbar.backend import BACKENDS, array_module, get_xp, resolve_backend
+from crossbar.backend import BACKENDS, get_xp, resolve_backend
 from crossbar.config import TileConfig
 from crossbar.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
 from crossbar.presets import device as preset_device
 from crossbar.cli import int_type, output_dir_error, seed_type
 
-from .autograd import Array, Tensor, no_grad
 from .checkpoint import (
     CheckpointError,
     load_checkpoint,
     remove_stale_temp_files,
     restore_training,
-    save_training,
     write_text_atomic,
 )
 from .data import DataError, load_mnist
-from .graph import GraphEpoch
-from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid, nll_loss
+from .layers import AnalogLinear, Linear, LogSoftmax, Module, Sequential, Sigmoid
 from .optim import SGD, AnalogSGD, ConstantLR, LRScheduler, MultiStepLR, Optimizer, StepLR
+from .trainer import CHECKPOINT, CURVES, METRICS, RunError, Trainer, writing
 
 SIZES = (784, 256, 128, 10)
 #: key paths under the run seed (distinct from the tile keys, which derive from the layer seeds)
 LAYER_PATH, SHUFFLE_PATH = 0x4C415952, 0x53485546  # "LAYR", "SHUF"
-CHECKPOINT, METRICS, CONFIG, CURVES = "checkpoint.npz", "metrics.jsonl", "config.json", "curves.png"
+CONFIG = "config.json"
 #: every file a run writes in --out
 OUTPUTS = (CHECKPOINT, METRICS, CONFIG, CURVES)
 #: meta entries of a checkpoint written by this job (a library save_training lacks them)
@@ -141,34 +136,6 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     key = rng.seed_key(seed, SHUFFLE_PATH)
     words = rng.philox4x32(key, np.arange((n + 3) // 4, dtype=np.uint32), epoch, 0, int(rng.Stream.D2D))
     return np.argsort(words.T.reshape(-1)[:n], kind="stable")
-
-
-def train_step(model: Module, optimizer: Optimizer, x: Array, y: Array) -> Array:
-    """One SGD step on the batch ``(x [batch, 784] float32, y [batch] int)``: forward, backward, update.
-
-    Returns the batch's mean loss as a 0-d array on the model's backend. Nothing here reads a device array on
-    the host, so on CuPy the step runs without host synchronisation (as far as the tiles do).
-    """
-    optimizer.zero_grad()
-    loss = nll_loss(model(Tensor(x)), y)
-    loss.backward()
-    optimizer.step()
-    return loss.data
-
-
-def evaluate(model: Module, x: Array, y: Array, batch: int = 1000) -> tuple[float, float]:
-    """``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode, without recording a graph."""
-    xp = array_module(x)
-    correct = xp.zeros((), xp.int64)
-    total = xp.zeros((), xp.float64)
-    model.eval()
-    with no_grad():
-        for s in range(0, len(x), batch):
-            logp = model(Tensor(x[s:s + batch]))
-            correct += (logp.data.argmax(axis=1) == y[s:s + batch]).sum()
-            total += nll_loss(logp, y[s:s + batch]).data * len(logp.data)
-    model.train()
-    return float(correct) / len(x), float(total) / len(x)
 
 
 # ---- options ------------------------------------------------------------------------------------------------
@@ -292,68 +259,6 @@ def make_parser(suppress_defaults: bool = False) -> argparse.ArgumentParser:
 # ---- output helpers ---------------------------------------------------------------------------------
 
 
-def plot_curves(history: list[dict], path: Path, points: list | None = None, baseline: list[dict] | None = None) -> bool:
-    """Save the loss and test-accuracy curves as a PNG; False without matplotlib.
-
-    Args:
-        history: per-epoch records (``epoch``, ``train_loss``, ``test_loss``, ``test_accuracy``).
-        points: ``[epoch_position, mean training loss since the previous point]`` pairs within epochs (the
-            position in epochs, e.g. 1.3 = 30% into epoch 2), drawn as a line.
-        baseline: per-epoch records of the digital baseline, drawn as a reference line.
-    """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    if points:
-        ax1.plot(*zip(*points), "-", lw=1, color="C0", label="training (running mean)")
-    ax1.plot(epochs, [h["train_loss"] for h in history], "o", color="C0", label="training, epoch mean")
-    ax1.plot(epochs, [h["test_loss"] for h in history], "s-", color="C1", label="test")
-    ax1.set(xlabel="epoch", ylabel="NLL loss (nats per image)", title="loss", xlim=(0, max(epochs, default=1)))
-    ax2.plot(epochs, [100 * h["test_accuracy"] for h in history], "o-", label="analog")
-    if baseline:
-        ax2.plot([h["epoch"] for h in baseline], [100 * h["test_accuracy"] for h in baseline], "--", color="gray",
-                 label="digital baseline (same init, data, lr)")
-    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy", xlim=(0, max(epochs, default=1)))
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-class _Progress:
-    """A tqdm bar over an epoch's images (images/s, ETA, running loss) on stderr; does nothing when disabled."""
-
-    def __init__(self, images: int, batch: int, initial_steps: int, desc: str, enabled: bool):
-        self.images, self.batch, self.enabled = images, batch, enabled
-        self.last = time.perf_counter()
-        self.n = min(initial_steps * batch, images)  # images done (a disabled tqdm does not count)
-        self.bar = tqdm(total=images, initial=self.n, desc=desc, unit="img",
-                        unit_scale=True, mininterval=2.0, file=sys.stderr, dynamic_ncols=True, disable=not enabled)
-
-    def due(self) -> bool:
-        """Whether a refresh is due (the caller then reads the running loss: one host read per refresh)."""
-        return self.enabled and time.perf_counter() - self.last >= 2.0
-
-    def update(self, steps: int, loss: float | None = None) -> None:
-        if loss is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            self.last = time.perf_counter()
-        step = min(steps * self.batch, self.images - self.n)
-        self.n += step
-        self.bar.update(step)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 # ---- the run ---------------------------------------------------------------------------------------------
 
 def digital_baseline(args: argparse.Namespace) -> list[dict]:
@@ -376,15 +281,6 @@ def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     """Stop with ``<prog>: error: <message>`` on stderr and exit status 2: ``parser.error`` without the usage, for
     failures while running."""
     parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-
-@contextlib.contextmanager
-def _writing(parser: argparse.ArgumentParser, path: Path):
-    """Turn an OSError while writing ``path`` into a one-line error (exit status 2); files written before stay."""
-    try:
-        yield
-    except OSError as exc:
-        _fail(parser, f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _resolve(argv: list[str] | None) -> tuple[argparse.Namespace, argparse.ArgumentParser, tuple | None]:
@@ -460,7 +356,6 @@ def run(argv: list[str] | None = None) -> list[dict]:
     args, parser, resume = _resolve(argv)
     args.backend, why = resolve_backend(args.backend)
     baseline = digital_baseline(args) if args.baseline else None
-    xp = None
     try:
         xp = get_xp(args.backend)
     except RuntimeError as exc:
@@ -469,22 +364,41 @@ def run(argv: list[str] | None = None) -> list[dict]:
                       digital_bias=args.digital_bias, algorithm=args.algorithm)
     optimizer = SGD(model.parameters(), args.lr) if args.digital else AnalogSGD(model, args.lr)
     scheduler = make_scheduler(args.schedule, optimizer)
-    run_config = {name: getattr(args, name) for name in RUN_OPTIONS}
     out = Path(args.out)
-    metrics_path, ckpt_path = out / METRICS, out / CHECKPOINT
-    history: list[dict] = []
-    points: list = []  # [epoch position, mean training loss since the previous point], ten per epoch
-    epoch, step0, loss_sum, seconds0 = 0, 0, 0.0, 0.0
+    data = _load_data(args, parser, xp)
+    trainer = Trainer(model, optimizer, scheduler, data, lambda epoch: xp.asarray(
+                          epoch_order(args.seed, epoch, len(data[0]))),
+                      batch=args.batch_size, epochs=args.epochs, out=out,
+                      meta={"run": {name: getattr(args, name) for name in RUN_OPTIONS}},
+                      graph=args.backend == "cupy" and not args.no_graph, checkpoint_every=args.checkpoint_every,
+                      stop_after=args.stop_after, progress=not args.no_progress and sys.stdout.isatty(),
+                      plot=not args.no_plot, baseline=baseline, hint=f"--lr {args.lr}")
     if resume is not None:
         arrays, meta = resume
         try:
-            extra = restore_training(arrays, meta, model, optimizer, scheduler, source=str(ckpt_path))
+            extra = restore_training(arrays, meta, model, optimizer, scheduler, source=str(out / CHECKPOINT))
         except CheckpointError as exc:
             parser.error(f"--resume: {exc}")
-        history, epoch, step0 = meta["history"], meta["epoch"], meta["step"]
-        points = meta.get("points", [])
-        loss_sum, seconds0 = float(extra["loss_sum"]), meta["seconds"]
+        trainer.resume(meta, float(extra["loss_sum"]))
+    try:
+        _start_files(args, out)  # everything is checked: from here on the run writes to --out
+        trainer.write_metrics()
+        print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {len(data[0])} "
+              f"training and {len(data[2])} test images, batch {args.batch_size}, lr {args.lr} ({args.schedule}), "
+              f"seed {args.seed}, backend {args.backend}" + (f" ({why})" if why else "")
+              + (f"; resuming at epoch {trainer.epoch + 1} step {trainer.step0}" if resume else ""), flush=True)
+        history = trainer.fit()
+    except RunError as exc:
+        _fail(parser, str(exc))
+    if history and trainer.epoch == args.epochs:
+        versus = f"; digital baseline {100 * baseline[-1]['test_accuracy']:.2f}%" if baseline else ""
+        print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% after {history[-1]['epoch']} epochs "
+              f"({sum(h['seconds'] for h in history):.0f} s){versus}; output in {out}")
+    return history
 
+
+def _load_data(args: argparse.Namespace, parser: argparse.ArgumentParser, xp) -> tuple:
+    """The training and test images and labels of the run, cut to --train/--test-samples, on the backend."""
     try:
         x_train, y_train, x_test, y_test = load_mnist(args.data_dir)
     except DataError as exc:
@@ -493,133 +407,21 @@ def run(argv: list[str] | None = None) -> list[dict]:
                            ("--test-samples", args.test_samples, len(x_test))):
         if n is not None and n > total:
             parser.error(f"{name} {n} exceeds the {total} images of the data set")
-    x_train, y_train = x_train[:args.train_samples], y_train[:args.train_samples]
-    x_test, y_test = x_test[:args.test_samples], y_test[:args.test_samples]
-    if args.backend != "numpy":
-        x_train, y_train, x_test, y_test = (xp.asarray(a) for a in (x_train, y_train, x_test, y_test))
+    data = (x_train[:args.train_samples], y_train[:args.train_samples], x_test[:args.test_samples],
+            y_test[:args.test_samples])
+    return tuple(xp.asarray(a) for a in data) if xp is not np else data
 
-    # everything is checked: from here on the run writes to --out
-    with _writing(parser, out):
+
+def _start_files(args: argparse.Namespace, out: Path) -> None:
+    """Create --out, remove stale temporary files (and, with --overwrite, the old run's files), write config.json."""
+    with writing(out):
         out.mkdir(parents=True, exist_ok=True)
         for name in OUTPUTS:
             remove_stale_temp_files(out / name)  # left by a write that was killed
             if args.overwrite:
                 (out / name).unlink(missing_ok=True)  # start afresh: no file of the old run survives
-    n, batch = len(x_train), args.batch_size
-    steps = -(-n // batch)
-    step0 = min(step0, steps)  # a checkpoint written at an epoch's last step: the epoch end follows
-    with _writing(parser, out / CONFIG):
+    with writing(out / CONFIG):
         write_text_atomic(out / CONFIG, json.dumps({**vars(args), "sizes": SIZES}, indent=2) + "\n")
-    with _writing(parser, metrics_path):
-        write_text_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
-    print(f"{'digital' if args.digital else args.device} MLP {'-'.join(map(str, SIZES))}, {n} training and "
-          f"{len(x_test)} test images, batch {batch}, lr {args.lr} ({args.schedule}), seed {args.seed}, "
-          f"backend {args.backend}" + (f" ({why})" if why else "") + (f"; resuming at epoch {epoch + 1} step {step0}" if resume else ""),
-          flush=True)
-
-    def diverged(what: str) -> NoReturn:
-        kept = f"{ckpt_path} holds the last good state" if ckpt_path.exists() else "nothing was checkpointed"
-        _fail(parser, f"training diverged: {what} (--lr {args.lr}); {kept}")
-
-    def params_finite() -> bool:  # the digital ones: analog weights stay within their device bounds
-        return all(bool(xp.isfinite(p.data).all()) for p in model.parameters())
-
-    def check_finite(what: str, value: float, where: str) -> None:
-        """Stop, before anything of a diverged state is written, if ``value`` or a parameter is not finite."""
-        if not math.isfinite(value):
-            diverged(f"{what} is {value} {where}")
-        if not params_finite():
-            diverged(f"a digital parameter is no longer finite {where}")
-
-    def checkpoint(epoch_done: int, step: int, loss_total: float, seconds: float) -> None:
-        with _writing(parser, ckpt_path):
-            save_training(ckpt_path, model, optimizer, scheduler,
-                          meta={"run": run_config, "epochs": args.epochs, "epoch": epoch_done, "step": step,
-                                "seconds": seconds, "history": history, "points": points},
-                          arrays={"loss_sum": np.float64(loss_total)})
-
-    budget = args.stop_after or math.inf  # training steps left for this invocation
-    # on the GPU, full batches replay one captured step (which gathers its own batch); see models/graph.py
-    runner = GraphEpoch(train_step, model, optimizer, xp, x_train, y_train, batch) \
-        if args.backend == "cupy" and not args.no_graph else None
-    while epoch < args.epochs:
-        t0 = time.perf_counter() - seconds0
-        order = epoch_order(args.seed, epoch, n)
-        if args.backend != "numpy":
-            order = xp.asarray(order)
-        running = xp.asarray(loss_sum, dtype=xp.float64)  # device accumulator: read once per refresh
-        if runner is not None:
-            runner.start(order, first=step0)
-        total = (lambda: float(running) + runner.loss_sum()) if runner is not None else (lambda: float(running))
-        bar = _Progress(n, batch, step0, f"epoch {epoch + 1}/{args.epochs}",
-                        not args.no_progress and sys.stdout.isatty())
-        step = step0
-        every_point = max(steps // 10, 1)
-        point_from = (step0, total())  # the running loss sum where the current point's segment starts
-        while step < steps:
-            if runner is not None and step < runner.steps:
-                # replay up to the next checkpoint or stop, at most 100 steps between progress refreshes
-                every = args.checkpoint_every or steps
-                chunk = int(min(runner.steps - step, every - step % every, budget, 100,
-                                every_point - step % every_point))
-                runner.run(chunk)
-            else:
-                chunk = 1
-                idx = order[step * batch:(step + 1) * batch]
-                try:
-                    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run is reported below
-                        running += train_step(model, optimizer, x_train[idx], y_train[idx])
-                except ValueError:  # an analog layer refuses NaN/Inf inputs: diverged digital parameters?
-                    if params_finite():
-                        raise
-                    diverged(f"a digital parameter is no longer finite at epoch {epoch + 1} step {step + 1}")
-            step += chunk
-            done, budget = step, budget - chunk
-            if done % every_point == 0 or done == steps:
-                loss_now = total()
-                points.append([round(epoch + done / steps, 4), (loss_now - point_from[1]) / (done - point_from[0])])
-                point_from = (done, loss_now)
-            bar.update(chunk, total() / done if bar.due() else None)
-            if done < steps and ((args.checkpoint_every and done % args.checkpoint_every == 0) or not budget):
-                check_finite("the training loss", total(), f"at epoch {epoch + 1} step {done}")
-                checkpoint(epoch, done, total(), time.perf_counter() - t0)
-            if not budget and done < steps:
-                bar.close()
-                print(f"stopped after {args.stop_after} steps at epoch {epoch + 1} step {done}; continue with "
-                      f"--resume", flush=True)
-                return history
-        bar.close()
-        train_loss = total() / steps
-        if runner is not None:
-            runner.take_loss_sum()
-        train_seconds = time.perf_counter() - t0
-        check_finite("the training loss", train_loss, f"in epoch {epoch + 1}")
-        with np.errstate(over="ignore", invalid="ignore"):
-            accuracy, test_loss = evaluate(model, x_test, y_test)
-        check_finite("the test loss", test_loss, f"after epoch {epoch + 1}")
-        record = {"epoch": epoch + 1, "lr": optimizer.lr, "train_loss": train_loss, "test_loss": test_loss,
-                  "test_accuracy": accuracy, "seconds": round(time.perf_counter() - t0, 3),
-                  "train_seconds": round(train_seconds, 3)}
-        history.append(record)
-        scheduler.step()
-        epoch, step0, loss_sum, seconds0 = epoch + 1, 0, 0.0, 0.0
-        checkpoint(epoch, 0, 0.0, 0.0)
-        with _writing(parser, metrics_path):
-            write_text_atomic(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
-        print(f"epoch {record['epoch']:3d}  lr {record['lr']:.5g}  train loss {train_loss:.4f}  test loss "
-              f"{test_loss:.4f}  test accuracy {100 * accuracy:.2f}%  ({record['seconds']:.1f} s)", flush=True)
-        if not args.no_plot:
-            with _writing(parser, out / CURVES):
-                plot_curves(history, out / CURVES, points, baseline)
-        if not budget:
-            print(f"stopped after {args.stop_after} steps at the end of epoch {epoch}; continue with --resume",
-                  flush=True)
-            return history
-    if history:
-        versus = f"; digital baseline {100 * baseline[-1]['test_accuracy']:.2f}%" if baseline else ""
-        print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% after {history[-1]['epoch']} epochs "
-              f"({sum(h['seconds'] for h in history):.0f} s){versus}; output in {out}")
-    return history
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ def model_and_optimizer(device, seed=3):
 def test_graph_replay_equals_eager_steps(device):
     import cupy
     from models.graph import GraphStep
-    from models.mnist import train_step
+    from models.trainer import train_step
     xs = cupy.asarray(rng.uniform_array(rng.seed_key(1), 0, (6, 8, 20)))
     ys = cupy.asarray((rng.uniform_array(rng.seed_key(2), 0, (6, 8)) * 4).astype(np.int64))
     eager_model, eager_opt = model_and_optimizer(device)
@@ -47,7 +47,7 @@ def test_graph_replay_equals_eager_steps(device):
 def test_new_lr_recaptures():
     import cupy
     from models.graph import GraphStep
-    from models.mnist import train_step
+    from models.trainer import train_step
     model, opt = model_and_optimizer(D.ConstantStepDevice())
     step = GraphStep(train_step, model, opt, cupy)
     x = cupy.asarray(rng.uniform_array(rng.seed_key(1), 0, (8, 20)))
@@ -82,7 +82,7 @@ def test_gpu_periodic_operations_match_numpy():
 def test_graph_epoch_equals_eager_steps():
     import cupy
     from models.graph import GraphEpoch
-    from models.mnist import train_step
+    from models.trainer import train_step
     x_all = cupy.asarray(rng.uniform_array(rng.seed_key(1), 0, (40, 20)))
     y_all = cupy.asarray((rng.uniform_array(rng.seed_key(2), 0, (40,)) * 4).astype(np.int64))
     order = np.arange(40)[::-1].copy()

@@ -84,7 +84,7 @@ def test_graph_replay_of_a_c_ttv2_model_equals_eager():
     import cupy
     from models.graph import GraphStep
     from models.layers import AnalogLinear, LogSoftmax, Sequential, Sigmoid
-    from models.mnist import train_step
+    from models.trainer import train_step
     from models.optim import AnalogSGD
 
     def build():

@@ -8,7 +8,8 @@ import pytest
 from models import mnist
 from models.checkpoint import load_checkpoint
 from models.data import load_mnist
-from models.mnist import build_mlp, epoch_order, evaluate, layer_seeds, parse_schedule, train_step
+from models.mnist import build_mlp, epoch_order, layer_seeds, parse_schedule
+from models.trainer import Progress, evaluate, plot_curves, train_step
 from models.optim import AnalogSGD
 
 
@@ -135,7 +136,7 @@ def test_cli_protects_an_existing_run(tmp_path, capsys):
 
 
 def test_progress_counts_images_and_is_silent_when_disabled(capsys):
-    bar = mnist._Progress(images=100, batch=16, initial_steps=2, desc="epoch 1/1", enabled=False)
+    bar = Progress(images=100, batch=16, initial_steps=2, desc="epoch 1/1", enabled=False)
     assert bar.n == 32
     bar.update(3, loss=1.5)
     bar.update(4)  # 7 more steps would pass the 100 images: the bar stops at the total
@@ -176,6 +177,6 @@ def test_baseline_trains_the_digital_twin_first_and_reuses_it(tmp_path, capsys):
 def test_plot_curves(tmp_path):
     pytest.importorskip("matplotlib")
     history = [{"epoch": e, "train_loss": 1 / e, "test_loss": 1.1 / e, "test_accuracy": 0.9} for e in (1, 2)]
-    assert mnist.plot_curves(history, tmp_path / "curves.png", points=[[0.5, 1.5], [1.0, 1.0], [1.5, 0.6]],
+    assert plot_curves(history, tmp_path / "curves.png", points=[[0.5, 1.5], [1.0, 1.0], [1.5, 0.6]],
                              baseline=[{"epoch": 1, "test_accuracy": 0.95}])
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
