@@ -237,7 +237,7 @@ def random_rows(key, stream: int, batch: int, size: int, sample0: int = 0, c2: i
 _FUSED_NM = {"none": 0, "abs_max": 1, "max": 2, "constant": 3}
 _FUSED_MAX_SHARED = 48 * 1024
 #: the fused kernel is chosen up to this many multiply-adds per call (above it cuBLAS wins); a pure function
-#: of the shapes, as DESIGN.md decision 7 asks
+#: of the shapes, so a kernel choice never depends on a timing race and is the same at every run
 FUSED_MAX_MACS = 2**28
 
 

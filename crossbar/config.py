@@ -8,7 +8,16 @@ value and the allowed range), and appends a field table to the class docstring.
 ``to_dict``/``from_dict`` give a JSON-ready round trip (nested configs carry their class name under
 ``"type"``). Make variants with :meth:`Config.replace`.
 
-Defaults follow the Python-visible defaults of IBM aihwkit 1.1 (see spec/physics.md sections 1.1 and 3.1).
+Units: weights, bounds and steps are in normalised weight units (a device's conductance range mapped linearly
+onto the weight it stores), MVM inputs and outputs in the units of ``W x``; spreads named ``*_dtod`` (device to
+device) and ``*_std`` (cycle to cycle) are relative unless a field says otherwise.
+
+Defaults follow the values a user of IBM's aihwkit 1.1 sees from Python (its ``UpdateParameters``,
+``IOParameters`` and device dataclasses; where its C++ defaults differ, the Python ones win). The classes
+here: :class:`UpdateParameters` (how an update becomes pulses, :mod:`crossbar.pulses`), :class:`IOParameters`
+(the non-idealities of one MVM direction, :mod:`crossbar.io`), :class:`DriftParameter` (power-law drift of
+pulsed devices, :mod:`crossbar.devices.base`) and :class:`TileConfig` (device + forward + backward + update);
+device configs live in :mod:`crossbar.devices`, compound ones in :mod:`crossbar.transfer`.
 """
 
 from __future__ import annotations
@@ -215,7 +224,7 @@ class _StrEnum(str, enum.Enum):
 
 
 class PulseType(_StrEnum):
-    """How an update becomes pulses (physics.md 1.3, 1.5)."""
+    """How an update becomes pulses (see :mod:`crossbar.pulses`)."""
 
     STOCHASTIC_COMPRESSED = "stochastic_compressed"
     DETERMINISTIC_IMPLICIT = "deterministic_implicit"
@@ -225,7 +234,7 @@ class PulseType(_StrEnum):
 
 
 class NoiseManagement(_StrEnum):
-    """Input scaling of an MVM (physics.md 3.2)."""
+    """Input scaling alpha of an MVM, per sample (see :mod:`crossbar.io`)."""
 
     NONE = "none"
     ABS_MAX = "abs_max"
@@ -236,7 +245,7 @@ class NoiseManagement(_StrEnum):
 
 
 class BoundManagement(_StrEnum):
-    """Output saturation handling of the forward MVM (physics.md 3.3)."""
+    """Output saturation handling of the forward MVM: retry with halved inputs (see :mod:`crossbar.io`)."""
 
     NONE = "none"
     ITERATIVE = "iterative"
@@ -244,7 +253,7 @@ class BoundManagement(_StrEnum):
 
 
 class WeightNoiseType(_StrEnum):
-    """Weight (read) noise added to the MVM output (physics.md 3.4)."""
+    """Weight (read) noise added to the MVM output (see :mod:`crossbar.io`)."""
 
     NONE = "none"
     ADDITIVE_CONSTANT = "additive_constant"
@@ -302,7 +311,7 @@ class IOParameters(Config):
 
 @config
 class UpdateParameters(Config):
-    """How ``update(x, d, lr)`` is turned into pulses (physics.md 1.1-1.5)."""
+    """How ``update(x, d, lr)`` is turned into pulses (the model: :mod:`crossbar.pulses`)."""
 
     desired_bl: int = param(31, "pulse-train length BL (the maximum when update_bl_management is on)",
                             lo=1, hi=1024, integer=True)
@@ -324,7 +333,8 @@ class UpdateParameters(Config):
 
 @config
 class DriftParameter(Config):
-    """Power-law drift of pulsed devices between updates (physics.md 2.4): ``w = w0 (t/t0)^-nu``."""
+    """Power-law drift of pulsed devices between updates, ``w = w0 (t/t0)^-nu`` (the full rule:
+    :mod:`crossbar.devices.base`, :meth:`crossbar.tile.AnalogTile.drift`)."""
 
     nu: float = param(0.0, "mean drift exponent (0 = off)", lo=0)
     nu_dtod: float = param(0.0, "relative device-to-device spread of nu", lo=0)

@@ -1,18 +1,19 @@
-"""The analog matrix-vector product with its IO non-idealities (physics.md 3.1-3.4; aihwkit's ONE_PASS).
+"""The analog matrix-vector product with its IO non-idealities, as IBM's aihwkit 1.1 models one pass
+(its ``ONE_PASS`` type) of a forward ``y = W x`` or backward ``z = W^T d`` on a tile.
 
 Model. A tile multiplies in normalised units: inputs are scaled into the DAC range ``[-inp_bound, inp_bound]``
 by a per-sample factor ``alpha`` (noise management), the crossbar sums currents, and the ADC reads the result
 in ``[-out_bound, out_bound]``; the digital periphery undoes the scaling. One call, per sample ``b``::
 
-    alpha = NM(x_b)                                     # 3.2, on the raw input
+    alpha = NM(x_b)                                     # noise management, on the raw input
     for round r = 0, 1, ...                             # bound management (forward only)
         div = (alpha if NM and alpha > 0 else 1) * 2**r # IterativeWorstCase: see below
         x'  = q_in(x_b / div)                           # DAC (stochastic rounding: INP_ROUND)
         x'  = clip(x', +-inp_bound) + inp_noise xi      # INP_NOISE
         x'[x' < 0] *= 1 - inp_asymmetry
         y   = W x'                                      # ideal GEMM on the given weights
-        y  -= ir_drop c(a) W x''                        # IR drop (3.4)
-        y   = Voffset(y, x')                            # v_offset / r_series (3.4)
+        y  -= ir_drop c(a) W x''                        # IR drop
+        y   = Voffset(y, x')                            # v_offset / r_series
         y  += weight noise                              # ADDITIVE_CONSTANT / PCM_READ (W_NOISE)
         y   = f y / (1 + |n_i y|)                       # out nonlinearity, slope calibration f
         y[y < 0] *= 1 - out_asymmetry
@@ -27,7 +28,20 @@ A quantiser with step ``D`` is ``q(v) = D rint(v / D)`` (round half to even), st
 ``D rint(v / D + U - 0.5)``; a user resolution ``r`` gives ``D = r' 2 bound`` with ``r' = 1/r`` if ``r > 1``,
 ``r' = r`` if ``0 < r <= 1``, and no quantisation if ``r <= 0`` (``out_bound <= 0``: no ADC range, so no ADC
 quantisation). If NM is on, ``alpha <= 0`` and ``inp_noise == 0``, the output row is exactly 0.
-``is_perfect`` short-cuts to ``out_scale * (x @ W^T)``.
+``is_perfect`` short-cuts to ``out_scale * (x @ W^T)``. Defaults: 7-bit DAC (``inp_res = 1/126``, step
+``2/126``), 9-bit ADC (``out_res = 1/510`` of ``[-12, 12]``), ``out_noise = 0.06``, NM ABS_MAX, BM ITERATIVE.
+
+Noise management ``alpha`` per sample: ABS_MAX ``max|x|``, MAX ``max x`` (both capped at ``nm_thres`` if it is
+> 0), CONSTANT ``nm_thres`` (1 if 0), ABS_MAX_NP_SUM ``max(a, s)`` with ``a`` the capped ``max|x|`` and ``s =
+max(sum x+, -sum x-) nm_assumed_wmax / out_bound``, limited to ``a max_bm_res / step_in``; NONE: no scaling.
+Non-idealities (``x'`` the DAC output, ``n`` inputs): IR drop ``a_i = n / ir_drop_g_ratio sum_j |w_ij||x'_j|``,
+``c_i = a_i (a_i (0.05 a_i - 0.2) + 0.5)``, ``x''_j = x'_j (1 - (1 - j/n)^2)`` (line 0 farthest from the output);
+voltage offsets ``v_i = max(v_offset_std xi, 0)`` per output line: ``y_i (1 - v_i) / (1 + r_series |y_i|)``
+when ``v_offset_w_min == 0``, else referenced to an implicit column of weight ``v_offset_w_min``; weight noise
+ADDITIVE_CONSTANT ``w_noise ||x'||_2 xi_i``, PCM_READ ``w_noise sqrt(sum_j |w_ij| x'_j^2) xi_i``; output
+nonlinearity ``n_i = |out_nonlinearity / out_bound (1 + out_nonlinearity_std xi)|`` and slope calibration
+``f = (1 + (mean n_i + r_series) slope_calibration out_bound)^2`` (else 1); ``sigma_i = |out_noise (1 +
+out_noise_std xi)|`` per output line if ``out_noise_std > 0``. The per-line values are drawn once per tile.
 
 Bound management is per sample: a sample's result is that of the first round in which it did not exceed
 the output bound (or of the last allowed round); only the samples that exceeded are recomputed, with the
@@ -219,7 +233,7 @@ class _Pass:
             self._wabs = self.xp.abs(self.wt)
         return self._wabs
 
-    # ---- noise management (3.2) ---------------------------------------------------------------------
+    # ---- noise management ---------------------------------------------------------------------------
     def noise_management(self, kind):
         """Per-sample alpha, float32 ``[batch]`` (None for NONE)."""
         xp, cfg, x = self.xp, self.cfg, self.x
@@ -347,7 +361,7 @@ class _Pass:
         return y, exceeded
 
     def _ir_drop(self, y, xs):
-        """``y_i -= ir_drop c_i sum_j w_ij x''_j`` with ``a_i = n/g_ratio sum_j |w_ij||x'_j|`` (3.4)."""
+        """``y_i -= ir_drop c_i sum_j w_ij x''_j`` with ``a_i = n/g_ratio sum_j |w_ij||x'_j|`` (module docstring)."""
         xp, n = self.xp, self.in_size
         a = F32(n / self.cfg.ir_drop_g_ratio) * (xp.abs(xs) @ self._abs_w())
         c = a * (a * (F32(0.05) * a - F32(0.2)) + _HALF)
@@ -356,7 +370,7 @@ class _Pass:
         return y - c * (F32(self.cfg.ir_drop) * ((xs * ramp) @ self.wt))
 
     def _voltage_offsets(self, y, xs):
-        """Per-line voltage offsets v_i and series resistance (3.4; r_series_max_total is infinite)."""
+        """Per-line voltage offsets v_i and series resistance (module docstring; no cap on the r_series term)."""
         xp, cfg = self.xp, self.cfg
         v = self._line("v_offset") if cfg.v_offset_std > 0 else _ZERO
         rs = F32(cfg.r_series)

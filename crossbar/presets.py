@@ -1,4 +1,4 @@
-"""Named device and tile presets: functions that return configs (physics.md section 6).
+"""Named device and tile presets: functions that return configs (the presets of IBM's aihwkit 1.1).
 
 The calibrated devices restate the incumbent's presets (IBM aihwkit 1.1, ``simulator/presets/devices.py``),
 which cite their measurements: ReRAM with exponential steps (Gong et al., Nat. Commun. 2018), ReRAM with
@@ -155,7 +155,7 @@ _ALIASES = {"tt": "tiki-taka", "ttv1": "tiki-taka", "chopped-ttv2": "c-ttv2", "t
 
 def build_config(algorithm: str, device, io: IOParameters | None = None,
                  update: UpdateParameters | None = None) -> TileConfig:
-    """A tile config for training ``device`` with ``algorithm`` (physics.md 4.5, aihwkit's ``build_config``).
+    """A tile config for training ``device`` with ``algorithm`` (as aihwkit 1.1's ``build_config``).
 
     Args:
         algorithm: ``sgd``, ``tiki-taka`` (TTv1), ``ttv2``, ``c-ttv2``, ``agad`` or ``mp`` (aliases: ``tt``,

@@ -1,13 +1,47 @@
-"""From ``update(x, d, lr)`` to per-weight pulse counts (physics.md 1.2-1.5; Gokmen & Vlasov 2016).
+"""From ``update(x, d, lr)`` to per-weight pulse counts: the stochastic pulsed update of Gokmen & Vlasov
+2016 ("Acceleration of deep neural network training with resistive cross-point devices"), with the update
+management and pulse types of IBM's aihwkit 1.1.
+
+Goal: ``W -= lr d x^T`` (``x`` the forward input, ``d`` the output gradient) with pulses on devices whose mean
+step is the granularity ``dw`` (``PulsedDevice.granularity()``, normally ``dw_min``; weight units). Input line
+``j`` sends a train of ``BL`` slots, each firing with probability ``p_x[j] = B |x_j|``; output line ``i`` sends
+one with ``p_d[i] = A |d_i|``; weight ``(i, j)`` gets one pulse per slot in which both fire (a coincidence), so
+``n_ij ~ Binomial(BL, p_x p_d)``, ``E[n_ij] = BL A B |x_j d_i|``, ``Var[n_ij] = BL p (1 - p)``. With
+``A B = |lr| / (dw BL)`` a constant-step device moves by ``E[dW] = -lr d x^T`` on average; a weight gets at
+most ``BL`` pulses per sample. Clipped probabilities, discretisation, bounds and nonlinear steps bias it.
+
+Train length and scales, per sample (:func:`update_management`, float32; ``lam = |lr|``; defaults
+``desired_bl = 31``, ``fixed_bl``, update management and BL management on, ``um_grad_scale = 1``, ``res = 0``):
+
+* ``lam == 0``: no update (``BL = 0``).
+* ``fixed_bl``, BL management, or ``dw desired_bl >= lam``: ``BL = desired_bl``, ``A = B = sqrt(lam / (dw BL))``;
+  otherwise ``BL = ceil(lam / dw)`` and ``A = B = 1``.
+* Update management (on if ``update_management`` or ``update_bl_management``): ``m_x = max|x|``,
+  ``m_d = um_grad_scale max|d|``, ``k = lam m_x m_d / dw`` (expected pulses at the largest product). BL
+  management sets ``BL = min(max(ceil(k), 1), desired_bl)`` and ``A = B = sqrt(lam / (dw BL))``. If
+  ``k > desired_bl``, ``m_d <- m_d desired_bl / k``. Then ``A <- A sqrt(m_x / m_d)``, ``B <- B sqrt(m_d / m_x)``:
+  ``B m_x <= 1`` (x never saturates) and past ``k > desired_bl`` the largest d probability exceeds 1 (the
+  gradient is clipped first). A sample with ``m_x == 0`` or ``m_d == 0`` gets ``BL = 0``.
+* ``res > 0``: ``p <- rint(p / res [+ U - 1/2 with sto_round]) res``. A probability >= 1 always fires; a line
+  with ``p == 0`` sends nothing.
 
 Semantics (identical on every backend): the samples of a batch are applied in batch order; for each
 weight and sample the ``n`` coincidences of that sample are applied as ``n`` pulses of one sign, all
 before the next sample touches the weight. A coincidence of ``x_j`` and ``d_i`` at learning rate ``lr``
 carries the sign ``sign(x_j) sign(d_i) sign(lr)``: positive moves the weight down.
 
-Stochastic compressed trains: sample ``b`` (the tile's running sample number ``s = sample0 + b``) has
-``BL_b`` slots; slot ``k`` of input line ``j`` fires iff ``U(j, s, k // 4, X_BITS)[k % 4] < p_x[b, j]``
-(likewise output line ``i`` with ``D_BITS``), and ``n_ijb = sum_k bit_x * bit_d ~ Binomial(BL_b, p_x p_d)``.
+Pulse types (:class:`~crossbar.config.PulseType`):
+
+* ``STOCHASTIC_COMPRESSED`` (default): sample ``b`` (the tile's running sample number ``s = sample0 + b``) has
+  ``BL_b`` slots; slot ``k`` of input line ``j`` fires iff ``U(j, s, k // 4, X_BITS)[k % 4] < p_x[b, j]``
+  (likewise output line ``i`` with ``D_BITS``), and ``n_ijb = sum_k bit_x * bit_d``.
+* ``MEAN_COUNT`` (deterministic): ``c_x = sign(x) min(rint(BL p_x), BL)``, likewise ``c_d``;
+  ``n_ij = rint(c_d c_x / BL)`` (signed).
+* ``DETERMINISTIC_IMPLICIT``: ``x^ = sign(x) clip(q(p_x, x_res_implicit), 0, 1)``, likewise ``d^`` with
+  ``d_res_implicit``; ``n_ij = rint(BL d^ x^)``.
+* ``NONE``: a floating-point ``W -= lr d x^T``; the tile replaces a pulsed device by an ideal one.
+  ``NONE_WITH_DEVICE``: the same update, then the device's hard bounds.
+
 All scalar and per-sample arithmetic is float32 in a fixed order, so a CUDA kernel computing the same
 thresholds fires the same bits.
 """
@@ -68,7 +102,7 @@ def max_train_length(lr: float, dw: float, cfg: UpdateParameters) -> int:
 
 
 def update_management(x_max, d_max, lr: float, dw: float, cfg: UpdateParameters):
-    """Per-sample pulse-train length and probability scales (physics.md 1.2), in float32.
+    """Per-sample pulse-train length and probability scales (module docstring), in float32.
 
     Args:
         x_max, d_max: float32 ``(batch,)``, the per-sample ``max|x|`` and ``max|d|``.
@@ -110,7 +144,7 @@ def update_management(x_max, d_max, lr: float, dw: float, cfg: UpdateParameters)
 
 
 def _discretise(p, res: float, sto_round: bool, key, stream_c2, sample0, xp=np):
-    """Probability discretisation ``p <- rint(p / res [+ U - 1/2]) * res`` (physics.md 1.2)."""
+    """Probability discretisation ``p <- rint(p / res [+ U - 1/2]) * res``."""
     r = F32(resolution(res))
     if r == 0:
         return p
@@ -226,7 +260,7 @@ def coincidences(x, d, lr: float, dw: float, cfg: UpdateParameters, key, sample0
     Args:
         x: float32 ``(batch, in)`` forward inputs; d: float32 ``(batch, out)`` output gradients.
         lr: learning rate (its sign flips all directions).
-        dw: weight granularity of the device (physics.md 2.5).
+        dw: weight granularity of the device (``PulsedDevice.granularity()``).
         cfg: update parameters (pulse type STOCHASTIC_COMPRESSED, DETERMINISTIC_IMPLICIT or MEAN_COUNT).
         key: the tile's Philox key.
         sample0: running number of the first sample (names the random draws).
@@ -247,7 +281,8 @@ def coincidences(x, d, lr: float, dw: float, cfg: UpdateParameters, key, sample0
 
 def deterministic_counts(x, d, bl, sd, sx, cfg: UpdateParameters, neg_lr: bool, xp=np):
     """Signed pulse counts ``(batch, out, in)`` int32 (positive = down) of the deterministic pulse types
-    (physics.md 1.5), from the update-management output ``bl, sd, sx``. Runs on NumPy or CuPy arrays."""
+    (MEAN_COUNT, DETERMINISTIC_IMPLICIT; module docstring), from the update-management output ``bl, sd, sx``.
+    Runs on NumPy or CuPy arrays."""
     p_x = sx[:, None] * xp.abs(x)
     p_d = sd[:, None] * xp.abs(d)
     blf = bl.astype(F32)

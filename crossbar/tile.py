@@ -5,9 +5,10 @@ A tile holds a frozen :class:`~crossbar.config.TileConfig` and mutable arrays: t
 optionally pulse counters and drift state. It offers the three operations of analog training
 (Gokmen & Vlasov 2016), each with its non-idealities:
 
-* ``forward(x)``: ``y = W x`` through the forward IO (physics.md 3),
+* ``forward(x)``: ``y = W x`` through the forward IO (DAC, noise, bound management, ADC: :mod:`crossbar.io`),
 * ``backward(d)``: ``z = W^T d`` through the backward IO,
-* ``update(x, d, lr)``: ``W -= lr d^T x`` as stochastic pulses on the devices (physics.md 1-2),
+* ``update(x, d, lr)``: ``W -= lr d^T x`` as stochastic pulses (:mod:`crossbar.pulses`) on the devices
+  (:mod:`crossbar.devices`),
 
 plus exact and realistic access to the weights (``get_weights``/``set_weights`` are exact;
 ``read_weights`` estimates through noisy reads; ``program_weights`` writes through pulses) and the
@@ -360,7 +361,7 @@ class AnalogTile:
                 raise ValueError(f"{self!r}: hidden parameter {name!r} must have shape {self.shape}")
             self.params[name][...] = to_backend(value, self.backend)
 
-    # ---- periodic device operations (physics.md 2.4) ------------------------------------------
+    # ---- periodic device operations (formulas: crossbar.devices.base) ---------------------------
     def _op(self):
         """Context of one periodic operation: its draws are named by the ``ops`` counter, read from device
         memory on the GPU (so graph replays draw afresh) and advanced when the operation's draws are issued."""
@@ -442,7 +443,8 @@ class AnalogTile:
             self.decay()
 
     def drift(self, dt: float) -> None:
-        """Advance the power-law drift of pulsed devices by ``dt`` (units of ``drift.t_0``), physics.md 2.4.
+        """Advance the power-law drift of pulsed devices by ``dt`` (units of ``drift.t_0``); the full rule is in
+        :mod:`crossbar.devices.base`.
 
         A device whose weight changed since the last call (by more than ``reset_tol``) restarts its clock
         from its new weight; the others follow ``w = w0 max(T - t_ij, 1)^-nu``.

@@ -1,17 +1,46 @@
-"""The Tiki-Taka family and mixed precision: compound tiles built from single-device tiles (physics.md 4).
+"""The Tiki-Taka family and mixed precision: compound tiles built from single-device tiles, following the
+papers below and the behaviour of IBM's aihwkit 1.1 (its Transfer, BufferedTransfer, ChoppedTransfer,
+DynamicTransfer and MixedPrecision compounds).
 
-* :class:`TransferCompound` (Tiki-Taka v1, Gokmen & Haensch 2020): gradient pulses go to a fast array A;
-  every ``transfer_every`` vector updates one column of A is read (a noisy forward read) and written onto
-  the slow array C with pulses; the visible weight is ``W = sum_k gamma_k W_k``. Chains of more devices
-  transfer onward in the same way.
-* :class:`BufferedTransferCompound` (TTv2, Gokmen 2021): the read is accumulated in a digital buffer H and
-  only whole multiples of a threshold are written to C.
-* :class:`ChoppedTransferCompound` (c-TTv2, Rasch et al. 2024): the signs of the A updates are flipped by
-  input/output "choppers" so that device offsets average out; the fast learning rate can scale itself.
-* :class:`DynamicTransferCompound` (AGAD, Rasch et al. 2024): the chopped read is referenced to a running
-  mean taken over the previous chopper period; nothing is written during a warm-up.
-* :class:`MixedPrecisionCompound` (Nandakumar et al. 2020): a digital accumulator chi collects the
-  (quantised) gradient and whole multiples of the device granularity are written row by row.
+* :class:`TransferCompound` (TTv1, Gokmen & Haensch 2020, "Algorithm for training neural networks on resistive
+  device arrays"): the update pulses go only to a fast array A (device 0) at ``lr_A = fast_lr lr``
+  (``scale_fast_lr``; else ``fast_lr`` with the sign of ``lr``). Every ``transfer_every`` vector updates (times
+  the batch, rounded up, with ``units_in_mbatch``) the next ``n_reads_per_transfer`` columns ``c`` of A are read
+  with the transfer IO (noise and bound management off): ``v = read(A, e_c)``; C (device 1) is then pulsed with
+  ``x = e_c``, ``d = -v`` at ``lr_t = transfer_lr |lr|`` (``scale_transfer_lr``), so ``E[dC[:, c]] = lr_t v``.
+  Rows instead of columns with ``transfer_columns=False``. Visible ``W = sum_k gamma_k W_k``, ``gamma_k =
+  gamma^(n-1-k)`` (``gamma = 0``: ``W = C``). Longer chains transfer onward with period ``t_(k+1) = t_k out /
+  n_reads``. ``set_weights`` zeroes every device and writes ``W / gamma_last`` to the last; ``reset_columns``
+  acts on A only.
+* :class:`BufferedTransferCompound` (TTv2, Gokmen 2021, "Enabling training of neural networks on noisy
+  hardware"): one column per transfer, accumulated in a digital buffer ``H``: with ``theta = thres_scale dw_C``,
+  ``h = H + |lr_t| v``, ``n = clip(trunc(h / theta), +-BL_t)``; where ``n != 0``, ``H = momentum h``
+  (``forget_buffer``) or ``h - (1 - momentum) n theta``; C gets ``dC[:, c] = step dw_C n`` (one-pulse writes:
+  ``transfer_update`` BL 1, no update management). ``lr_t`` is multiplied by ``gamma_A / gamma_C`` when both are
+  > 0. Defaults ``thres_scale = step = 1``, ``momentum = 0.1``.
+* :class:`ChoppedTransferCompound` (c-TTv2, Rasch et al. 2023, "Fast and robust analog in-memory deep neural
+  network training", Nature Communications 2024): choppers ``c_in`` (per input) and ``c_out`` (per output) flip
+  the signs of A's updates, so A stores ``c_ij A`` with ``c_ij = +1`` where they agree, else -1, and device
+  offsets average out; ``W = gamma c o A + C``. Buffer in units of ``bg = buffer_granularity dw_A`` (times
+  ``auto_granularity / (in |transfer_every|)`` if set): ``h = H + c_ic (|lr_t| / bg) v``; where ``|h| >= 1``,
+  ``n = clip(trunc(h), +-BL_t)`` and ``H = momentum h`` or ``h - (1 - momentum) n``. After reading column ``c``,
+  ``c_in[c]`` flips with probability ``in_chop_prob`` (or regularly every ``P = max(ceil(1/in_chop_prob), 2)``
+  sweeps with ``in_chop_random=False``); after the last column each ``c_out`` flips with ``out_chop_prob``.
+  ``auto_scale``: ``lr_A = fast_lr desired_bl dw_A / (m_x m_d)`` with running maxima ``m <- (1 - tau) m + tau
+  mean_b max|.|``, ``tau = 1 - auto_momentum``. ``transfer_every < 0``: period ``round(states_A / in
+  |transfer_every|)``. Defaults ``in_chop_prob = 0.1`` (random), ``momentum = 0``, ``fast_lr = 1`` (absolute).
+* :class:`DynamicTransferCompound` (AGAD, Rasch et al. 2023): as c-TTv2 with regular chopper flips (every ``P``
+  sweeps, plus random ones if ``in_chop_random``), but the buffer takes the read relative to a reference:
+  ``g = c_ic (v - mu_past)``, where ``mu <- (1 - beta) mu + beta v`` (``beta = min(tail_weightening / P, 1)``) is
+  a running mean of the raw reads and ``mu_past`` its value frozen when the column's chopper last flipped. C is
+  written only once more than ``P`` sweeps are complete (a warm-up); out choppers never flip. Defaults
+  ``tail_weightening = 5``, no buffer cap.
+* :class:`MixedPrecisionCompound` (Nandakumar et al. 2020, "Mixed-precision deep learning based on
+  computational memory"): a digital float32 accumulator ``chi += lr q(d)^T q(x)`` per batch (``q``: optional
+  per-sample quantisation to ``n_bins // 2`` levels of ``max|v|``, stochastically rounded); every
+  ``transfer_every`` batches each selected row ``i`` gets ``n = trunc(chi_i / eps)``, ``chi_i -= n eps``, and a
+  pulsed update with ``x = n``, ``d = e_i``, ``lr = eps transfer_lr`` (update and BL management forced on), so
+  ``E[dW_i] = -eps transfer_lr n``; ``eps = granularity`` or the device's.
 
 Order semantics (both backends): the samples of a batch are applied to A in order; the transfers fall at
 exact sample boundaries (a transfer that is due after sample b reads A after samples <= b) and are applied in
@@ -86,7 +115,7 @@ class TransferCompound(Config):
         if not any(self.gammas()):
             self._fail("gamma_vec", self.gamma_vec, "at least one non-zero weight (else the visible weight is 0)")
 
-    # ---- derived values (physics.md 4.1) -----------------------------------------------------------
+    # ---- derived values (module docstring) -------------------------------------------------------
     def gammas(self) -> list:
         n = len(self.unit_cell_devices)
         return list(self.gamma_vec) if self.gamma_vec else [self.gamma ** (n - 1 - k) for k in range(n)]
@@ -213,7 +242,7 @@ COMPOUNDS = (TransferCompound, MixedPrecisionCompound)
 
 
 def ttv2_buffer_step(h, v, lr_t: float, theta, bl_t, cc: BufferedTransferCompound, xp):
-    """TTv2's buffer rule (Gokmen & Haensch 2020; Rasch et al. 2023), elementwise on any shape: add the read
+    """TTv2's buffer rule (Gokmen 2021), elementwise on any shape: add the read
     ``v`` scaled by ``|lr_t|`` to the buffer ``h``, write ``n = clip(trunc(h / theta), +-BL)`` pulses, and keep
     ``momentum * h`` (``forget_buffer``) or ``h - (1 - momentum) n theta`` where a write happened.
     Returns ``(new buffer, n)``."""
@@ -224,7 +253,7 @@ def ttv2_buffer_step(h, v, lr_t: float, theta, bl_t, cc: BufferedTransferCompoun
 
 
 def agad_deviation(v, mean, past, switched, beta, xp):
-    """AGAD's reference (Rasch et al. 2024): the read ``v`` minus the running mean of the reads as it was when
+    """AGAD's reference (Rasch et al. 2023): the read ``v`` minus the running mean of the reads as it was when
     the chopper last switched. ``past`` takes the current ``mean`` where ``switched``; the mean then moves by
     ``beta`` towards ``v``. Returns ``(v - past, new mean, past)``."""
     past = xp.where(switched, mean, past)
@@ -311,7 +340,7 @@ class _CompoundTile(AnalogTile):
         self._each("clip_weights", clip)
 
     def reset_columns(self, start: int = 0, n: int = 1, prob: float = 1.0) -> None:
-        self.sub[0].reset_columns(start, n, prob)  # physics.md 4.1: only the fast device
+        self.sub[0].reset_columns(start, n, prob)  # only the fast device A (as in Tiki-Taka)
         self._refresh()
 
     def _to(self, backend, xp):
@@ -438,7 +467,7 @@ class TransferTile(_CompoundTile):
             self.weights = w
 
     def set_weights(self, weights) -> None:
-        """Zero every device, then ``W_last = W / gamma_last`` (physics.md 4.1); the buffers are cleared."""
+        """Zero every device, then ``W_last = W / gamma_last``; the buffers are cleared."""
         w = np.asarray(to_numpy(weights), dtype=F32)
         if w.shape != self.shape:
             raise ValueError(f"{self!r}: weights must have shape {self.shape}, got {w.shape}")
@@ -671,7 +700,7 @@ class TransferTile(_CompoundTile):
             target.update(d, onehot, lr)
 
     def _transfer(self, k: int, lr: float) -> None:
-        """Transfer from device ``k`` to ``k + 1`` (physics.md 4.1-4.4)."""
+        """Transfer from device ``k`` to ``k + 1`` (the algorithms of the module docstring)."""
         cc, xp = self.cc, self.xp
         self._advance("ops", 1)
         if not self.buffered:
@@ -757,7 +786,7 @@ class TransferTile(_CompoundTile):
         return self._emit(h, bl_t)
 
     def _emit(self, h, bl_t):
-        """Chopped buffer threshold (physics.md 4.3/4.4): ``n = clip(trunc(h), +-BL)`` where ``|h| >= 1``, and
+        """Chopped buffer threshold (c-TTv2, AGAD): ``n = clip(trunc(h), +-BL)`` where ``|h| >= 1``, and
         the buffer kept after a write. Elementwise on any shape; returns ``(new buffer, n)``."""
         cc, xp = self.cc, self.xp
         over = xp.abs(h) >= F32(1)
@@ -798,7 +827,7 @@ class TransferTile(_CompoundTile):
 
 
 class MixedPrecisionTile(_CompoundTile):
-    """Mixed precision (physics.md 4.6): digital accumulator chi, row-wise pulsed writes of whole epsilons."""
+    """Mixed precision (module docstring): digital accumulator chi, row-wise pulsed writes of whole epsilons."""
 
     def __init__(self, out_size, in_size, config: TileConfig, *, seed: int = 0, backend: str = "numpy"):
         super().__init__(out_size, in_size, config, seed=seed)

@@ -297,7 +297,7 @@ class Function:
     the output only when grad mode is on and some input requires grad.
 
     Extension point: a layer whose weights live outside the graph computes only the input
-    gradient. For the analog contract (DESIGN.md, decision 5) the weights enter as a tensor
+    gradient. For the analog layer contract (:mod:`models.layers`) the weights enter as a tensor
     that requires grad but never receives one; it makes the graph be recorded (and backward
     reach the tile) even when ``x`` needs no gradient, as in the first layer::
 

@@ -1,4 +1,4 @@
-"""Replay a whole training step as one CUDA graph (CuPy backend; DESIGN.md decision 6).
+"""Replay a whole training step as one CUDA graph (CuPy backend; no host synchronisation inside a step).
 
 A training step launches a few hundred small kernels (three layers of fused IO-managed MVMs, autograd
 elementwise ops, update management, pulse trains, pulsed updates). Eagerly each launch costs ~7 us of

@@ -4,7 +4,7 @@ A ``Module`` holds parameters (``Tensor`` attributes that require grad), child m
 layers, an :class:`~crossbar.tile.AnalogTile`. Its ``state_dict()`` is a flat ``{name: numpy array}``
 (plain arrays only, so checkpoints never need pickle).
 
-The analog layer contract (DESIGN.md decision 5). ``AnalogLinear`` computes ``y = tile.forward(x)``; in
+The analog layer contract. ``AnalogLinear`` computes ``y = tile.forward(x)``; in
 backward it returns ``tile.backward(d)`` as the input gradient (only when the input needs one: the first
 layer of a network skips that MVM), forms no weight gradient, and records ``(x, d)`` in its ``pending``
 list. The optimizer (:class:`models.optim.AnalogSGD`) later applies ``tile.update(x, d, lr)`` as pulses.

@@ -1,10 +1,10 @@
 """Optimizers and learning-rate schedules.
 
 ``SGD`` updates digital parameters in place, ``p -= lr * p.grad`` (float32, no copies of ``p``).
-``AnalogSGD`` is the analog trainer of DESIGN.md decision 5: for each analog layer it drains the ``(x, d)``
-pairs that backward recorded and applies them as pulsed updates ``tile.update(x, d, lr)`` (``W -= lr d^T x``),
-updates the digital parameters (digital biases, digital layers) by plain SGD, then calls every tile's
-``post_update_step()`` once (the devices' per-mini-batch decay and diffusion).
+``AnalogSGD`` is the analog trainer of the layer contract (:mod:`models.layers`): for each analog layer it
+drains the ``(x, d)`` pairs that backward recorded and applies them as pulsed updates ``tile.update(x, d, lr)``
+(``W -= lr d^T x``), updates the digital parameters (digital biases, digital layers) by plain SGD, then calls
+every tile's ``post_update_step()`` once (the devices' per-mini-batch decay and diffusion).
 
 Schedules are epoch-based and stateless apart from the epoch count: ``lr(epoch) = base_lr * factor(epoch)``,
 so a resumed run gets exactly the learning rates of an uninterrupted one. Call ``scheduler.step()`` after

@@ -1,16 +1,46 @@
-"""Common part of every pulsed device: parameters, device-to-device sampling, pulse application,
-and the periodic operations (decay, diffusion, reset, clip, drift). physics.md 2.1 and 2.4.
+"""Common part of every pulsed device: parameters, device-to-device sampling, pulse application, and the
+periodic operations (decay, diffusion, reset, clip, drift), following the pulsed devices of IBM's aihwkit 1.1.
 
-A device model is a :class:`PulsedDevice` subclass that adds its fields, draws its extra hidden
-parameters in :meth:`PulsedDevice.sample_extra`, and names a pure *step function*::
+Units: weights, bounds, steps and reset values are normalised weight units (the conductance range mapped onto
+the stored weight); ``*_dtod`` spreads and ``dw_min_std`` are relative; ``xi`` is a standard normal.
+
+Device-to-device sampling (:meth:`PulsedDevice.sample`, once per tile; every parameter from its own stream):
+
+* bounds ``b+ = w_max (1 + w_max_dtod xi)``, ``b- = w_min (1 + w_min_dtod xi)``;
+* steps: gain ``g = 1 + dw_min_dtod xi`` (``exp(dw_min_dtod xi)`` if log-normal), ``r = up_down_dtod xi``,
+  ``dwmin_up = (min(up_down, 0) + g + r) dw_min``, ``dwmin_down = (-max(up_down, 0) + g - r) dw_min``, so
+  ``up_down > 0`` shrinks the down steps and ``up_down < 0`` the up steps;
+* ``enforce_consistency``: steps ``|.|``, bounds swapped if ``b- > b+``, then ``b+ = |b+|``, ``b- = -|b-|``;
+  without it an element with ``b- > b+`` gets both bounds at their midpoint (a dead device);
+* stuck devices with probability ``corrupt_devices_prob``: both bounds at one ``U`` value inside the bounds and
+  ``+-corrupt_devices_range``, steps 0; ``perfect_bias``: the last column steps ``dw_min``, bounds ``100 w_max|min``;
+* ``diffusion_rates = |diffusion (1 + diffusion_dtod xi)|``, ``reset_bias = reset + reset_dtod xi``,
+  ``decay_scales = 1 - 1/L`` with ``L = lifetime (1 + lifetime_dtod xi)`` (0 if ``L <= 1``; 1 when lifetime is
+  0), ``drift_nu = nu (1 + nu_dtod xi)``; then the subclass's extra parameters (:meth:`PulsedDevice.sample_extra`).
+
+Pulses: a device model is a :class:`PulsedDevice` subclass naming a pure *step function*::
 
     step(w, up, p, xi, dev) -> w_new
 
 applying ONE pulse to the float32 weights ``w`` (shape ``(k,)``) in direction ``up`` (bool, True = the
 weight grows), with the gathered per-device parameters ``p`` (dict of float32 ``(k,)`` arrays), its own
-cycle-to-cycle normal ``xi``, and the config ``dev`` for tile-wide constants. It ends with the clip to
-``[min_bound, max_bound]``. Its CUDA twin of the same name lives in raw_kernels/devices.cuh. All
-arithmetic is float32 in a fixed order, so both backends round alike.
+cycle-to-cycle normal ``xi``, and tile-wide constants. It ends with the clip to ``[min_bound, max_bound]``.
+Its CUDA twin of the same name lives in raw_kernels/devices.cuh. All arithmetic is float32 in a fixed order,
+so both backends round alike. The granularity ``dw`` that turns a learning rate into pulses is ``dw_min``
+unless a model overrides :meth:`PulsedDevice.granularity`. Reference devices act on ``g = w + reference``.
+Write noise (``write_noise_std > 0``): the steps act on a hidden ``persistent_weights``; after each touched
+update the visible weight is ``persistent + write_noise_std dw_min xi`` (fresh), and every periodic
+operation redraws all visible weights so.
+
+Periodic operations (methods of :class:`crossbar.tile.AnalogTile`, each ending with the clip to the bounds):
+``decay(alpha)``: ``w <- (w - reset_bias)(1 + alpha (decay_scales - 1)) + reset_bias``; ``diffuse()``:
+``w += diffusion_rates xi``; ``post_update_step()`` (once per mini-batch) diffuses then decays where
+configured; ``reset_columns(start, n, prob)``: with probability ``prob`` ``w = reset_bias + reset_std xi``;
+``clip_weights(c)``: the bounds, and ``+-c`` if ``c >= 0``. ``drift(dt)`` (:class:`DriftParameter`): the
+clock ``T += dt / t_0``; an element whose weight moved by more than ``reset_tol`` since the last call restarts
+(``t_ij = T``, ``w0 = w``); the others get ``nu = drift_nu (1 + nu_std xi) - nu_k ln((w - w_offset) / wg_ratio
++ g_offset) + nu_k log_g0``, ``f = max(T - t_ij, 1)^-nu``, ``w = w0 f + a (f - 1)`` with ``a = g_offset
+wg_ratio + w_offset`` (0 below ``reset_tol``), then ``w += w_noise_std xi``.
 
 Hidden parameters (names as in aihwkit, all float32 arrays of the tile's shape ``(out, in)``):
 ``max_bound, min_bound, dwmin_up, dwmin_down, decay_scales, diffusion_rates, reset_bias`` and, when
@@ -46,7 +76,7 @@ def d2d_uniform(key, name: str, shape) -> np.ndarray:
 
 @config
 class PulsedDevice(Config):
-    """Fields shared by all pulsed devices (physics.md 2.1). Weights are in normalised units."""
+    """Fields shared by all pulsed devices (model: :mod:`crossbar.devices.base`). Weights are in normalised units."""
 
     construction_seed: int | None = param(None, "seed of the device-to-device draws; None: the tile seed",
                                           lo=0, integer=True, optional=True)
@@ -82,7 +112,8 @@ class PulsedDevice(Config):
     step_name = ""
     #: hidden parameters this device adds to the common ones
     extra_names = ()
-    #: whether this device implements write noise (physics.md 2.1, last row)
+    #: whether this device implements write noise (LinearStep, SoftBounds, SoftBoundsReference, ExpStep, PowStep,
+    #: PiecewiseStep do; the others reject write_noise_std > 0)
     supports_write_noise = False
     #: whether the device stores w = g - reference (the step acts on g)
     has_reference = False
@@ -94,7 +125,7 @@ class PulsedDevice(Config):
 
     # ---- derived constants -------------------------------------------------------------------
     def granularity(self) -> float:
-        """Weight granularity delta used to turn a learning rate into pulses (physics.md 2.5)."""
+        """Weight granularity delta used to turn a learning rate into pulses (the mean step; ``dw_min`` here)."""
         return self.dw_min
 
     def summing(self) -> bool:

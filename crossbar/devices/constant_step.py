@@ -1,5 +1,21 @@
-"""ConstantStep device (physics.md 2.3.1; Gokmen & Vlasov 2016): every pulse moves the weight by the
-element's step ``dwmin_up`` (up) or ``dwmin_down`` (down), times ``1 + dw_min_std * xi``.
+"""ConstantStep device: every pulse moves the weight by a fixed, element-specific step, the device of
+Gokmen & Vlasov 2016 ("Acceleration of deep neural network training with resistive cross-point devices").
+
+Step law (one pulse, ``xi`` a fresh standard normal, weights in normalised units)::
+
+    up:   w <- clip(w + dwmin_up   (1 + dw_min_std xi))
+    down: w <- clip(w - dwmin_down (1 + dw_min_std xi))
+
+where ``clip`` is to the element's hard bounds ``[min_bound, max_bound]``. Device-to-device variation is all
+in the shared fields (:mod:`crossbar.devices.base`): ``dwmin_up/down`` scatter around ``dw_min`` with
+``dw_min_dtod`` and the asymmetry ``up_down``/``up_down_dtod``, the bounds around ``w_min``/``w_max`` with
+``w_min_dtod``/``w_max_dtod``. Cycle-to-cycle noise is ``dw_min_std`` relative to the step. Defaults: those of
+:class:`~crossbar.devices.base.PulsedDevice` (``dw_min = 0.001``, ``dw_min_dtod = 0.3``, ``dw_min_std = 0.3``,
+bounds ``+-0.6`` with 30% spread). Granularity: ``dw_min``. No write noise.
+
+Summing: with ``dw_min_std <= 0.33`` the ``n`` same-sign pulses of one sample are applied in closed form,
+``w <- clip(w +- dw (n + dw_min_std sqrt(n) xi))`` (one normal, one clip), as aihwkit 1.1's GPU engine does;
+larger noise goes pulse by pulse. The Gokmen & Vlasov device itself is the preset ``gokmen-vlasov``.
 """
 
 from __future__ import annotations

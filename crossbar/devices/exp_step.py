@@ -1,7 +1,22 @@
-"""ExpStep device (physics.md 2.3.5): step sizes that fall exponentially toward the bounds, a fit of
-measured ReRAM (the incumbent's ReRAM-ES and PCM presets). With ``z = 2 a w / (b+ - b-) + b``:
-``up: w += max(1 - A_up exp(gamma_up z), 0) dwmin_up (1 + s xi)``,
-``down: w -= max(1 - A_down exp(-gamma_down z), 0) dwmin_down (1 + s xi)``.
+"""ExpStep device: step sizes that fall exponentially toward the bounds, a fit of measured ReRAM (the
+ReRAM-ES preset, after Gong et al. 2018) and of PCM, as in IBM's aihwkit 1.1.
+
+Step law (one pulse, ``xi`` a fresh standard normal, ``b+ - b- > 0``; else ``z = b``)::
+
+    z     = 2 a w / (b+ - b-) + b
+    up:   dw = +max(1 - A_up   exp( gamma_up   z), 0) dwmin_up
+    down: dw = -max(1 - A_down exp(-gamma_down z), 0) dwmin_down
+    w <- clip(w + dw (1 + dw_min_std xi))
+
+With ``dw_min_std > 0`` and ``dw_min_std_add`` or ``dw_min_std_slope`` non-zero the noise is state dependent
+instead: ``w <- clip(w + dw + dw_min_std (|dw| + dw_min_std_add + dw_min_std_slope |w|) xi)``.
+
+``A_*``, ``gamma_*``, ``a``, ``b`` are tile-wide constants (no device-to-device spread); the per-element
+``dwmin_up/down`` and bounds come from the shared fields (:mod:`crossbar.devices.base`). Defaults:
+``A_up = 0.00081``, ``A_down = 0.36833``, ``gamma_up = 12.44625``, ``gamma_down = 12.78785``, ``a = 0.244``,
+``b = 0.2425``, ``dw_min_std_add = dw_min_std_slope = 0``. Granularity (aihwkit's estimate): the mean down step
+at ``w = 0``, ``(1 - max(up_down, 0)) dw_min max(1 - A_down exp(-gamma_down b), 0)``, or ``dw_min`` if that is
+not positive. Supports write noise.
 """
 
 from __future__ import annotations
@@ -52,7 +67,7 @@ class ExpStepDevice(PulsedDevice):
             dw_min_std_slope=self.dw_min_std_slope, complex_noise=complex_noise).items()}
 
     def granularity(self) -> float:
-        # the incumbent's estimate: the mean down step at w = 0 (reproduced, physics.md 2.3.5)
+        # the incumbent's estimate (aihwkit 1.1, reproduced): the mean down step at w = 0
         down_bias = -max(self.up_down, 0.0)
         dw_down = (1 + down_bias) * self.dw_min * max(1 - self.A_down * np.exp(-self.gamma_down * self.b), 0.0)
         return float(dw_down) if dw_down > 0 else self.dw_min

@@ -1,5 +1,15 @@
-"""Ideal (floating-point) device (physics.md 2.2): updates are exact ``W -= lr d x^T``, no bounds, no
-pulses. Optional decay, diffusion and reset make it the digital reference of the analog studies.
+"""Ideal (floating-point) device: updates are exact ``W -= lr d x^T``, no bounds, no pulses, no
+device-to-device variation. Optional decay, diffusion and reset make it the digital reference of the analog
+studies; a tile whose update pulse type is ``NONE`` uses it in place of its pulsed device.
+
+Operations (weights in normalised units, ``xi`` a standard normal):
+
+* ``decay(alpha)``: if ``lifetime > 1``, ``W <- W (1 - alpha / lifetime)``;
+* ``diffuse()``: ``W += diffusion xi``;
+* ``reset_columns``: the chosen elements become ``reset_std xi``;
+* ``clip_weights(c)``: ``clip(W, -c, c)`` for ``c >= 0`` (nothing for ``c < 0``: there are no bounds).
+
+Defaults: ``diffusion = 0``, ``lifetime = 0`` (off), ``reset_std = 0.01``. Granularity 0 (no pulses).
 """
 
 from __future__ import annotations

@@ -1,9 +1,27 @@
-"""LinearStep family (physics.md 2.3.2-2.3.3): the step shrinks linearly with the weight.
+"""LinearStep family: the step shrinks linearly with the weight (IBM's aihwkit 1.1 LinearStep, SoftBounds
+and SoftBoundsPmax devices).
 
-``up: w += (slope_up w + dwmin_up)(1 + s xi)``, ``down: w -= (slope_down w + dwmin_down)(1 + s xi)`` with
-multiplicative noise (additive: only the constant part is noisy). SoftBounds (Fusi & Abbott 2007, the
-"soft bounds" of the Tiki-Taka papers) is the case ``gamma = 1`` with element bounds, where the step
-vanishes at the bound: ``up: dwmin_up (1 - w / max_bound)``, ``down: dwmin_down (1 - w / min_bound)``.
+Step law (one pulse, ``xi`` a fresh standard normal, clip to the element bounds after each pulse)::
+
+    up:   w += (slope_up   w + dwmin_up)   (1 + dw_min_std xi)     # mult_noise (default)
+    down: w -= (slope_down w + dwmin_down) (1 + dw_min_std xi)
+    additive noise (mult_noise=False): w +-= slope w + dwmin (1 + dw_min_std xi)
+
+Slopes, drawn per element: ``gamma_+- = gamma_up|down + gamma_up|down_dtod xi`` (``|.|`` unless
+``allow_increasing``); reference points ``r+ = w_max`` and ``r- = w_min`` (the element bounds instead when
+``mean_bound_reference`` is False; ``reverse_up`` moves ``r+`` to the lower reference minus ``reverse_offset``,
+``reverse_down`` moves ``r-`` to the upper one plus it); ``slope_up = -gamma_+ dwmin_up / r+``,
+``slope_down = -gamma_- dwmin_down / r-`` (0 where ``r = 0``). So the step is ``dwmin`` at ``w = 0`` and
+``dwmin (1 - gamma)`` at the reference.
+Defaults: ``gamma_up = gamma_down = 0``, ``gamma_*_dtod = 0.05``, ``mean_bound_reference``, ``mult_noise``,
+``reverse_offset = 0.01``; the shared fields (:mod:`crossbar.devices.base`) give ``dwmin_up/down`` and bounds.
+Granularity ``dw_min``; supports write noise.
+
+SoftBounds (Fusi & Abbott 2007, the "soft bounds" of the Tiki-Taka papers) is ``gamma = 1`` without spread on
+the element bounds, where the step vanishes at the bound: ``up: dwmin_up (1 - w / max_bound)``, ``down:
+dwmin_down (1 - w / min_bound)``. SoftBoundsPmax sets it from ``p_max`` pulses and relative step ``alpha``:
+``B = (range_max - range_min) / (1 - exp(-p_max alpha))``, ``w_min = range_min``, ``w_max = range_min + B``,
+``dw_min = B alpha``, ``up_down = 1 + 2 range_min / B``.
 """
 
 from __future__ import annotations
@@ -31,7 +49,7 @@ def linear_step(w, up, p, xi, c):
 
 @config
 class LinearStepDevice(PulsedDevice):
-    """Step size linear in the weight, with per-device slopes (physics.md 2.3.2)."""
+    """Step size linear in the weight, with per-device slopes (see the module docstring)."""
 
     gamma_up: float = param(0.0, "relative step decrease toward the upper reference (1 = soft bound)")
     gamma_down: float = param(0.0, "relative step decrease toward the lower reference")
@@ -73,7 +91,7 @@ class LinearStepDevice(PulsedDevice):
 
 @config
 class SoftBoundsDevice(LinearStepDevice):
-    """Soft bounds: the step vanishes linearly at the element's bounds (physics.md 2.3.3)."""
+    """Soft bounds: the step vanishes linearly at the element's bounds (``gamma = 1``, element bounds)."""
 
     gamma_up: float = param(1.0, "fixed at 1 for soft bounds", lo=1, hi=1)
     gamma_down: float = param(1.0, "fixed at 1 for soft bounds", lo=1, hi=1)
@@ -86,7 +104,7 @@ class SoftBoundsDevice(LinearStepDevice):
 @config
 class SoftBoundsPmaxDevice(SoftBoundsDevice):
     """SoftBounds parametrised by the number of pulses ``p_max`` that saturates it and the relative
-    step ``alpha`` (physics.md 2.3.3). ``w_min, w_max, dw_min, up_down`` are derived and overwritten."""
+    step ``alpha``. ``w_min, w_max, dw_min, up_down`` are derived and overwritten (module docstring)."""
 
     p_max: int = param(1000, "pulses from the lower to near the upper bound", lo=1, integer=True)
     alpha: float = param(0.0005, "step size relative to the range", lo=0, lo_open=True)

@@ -1,5 +1,17 @@
-"""PiecewiseStep device (physics.md 2.3.7): the step is ``dw_min`` times a piecewise-linear function of
-the weight, given by node values spread evenly over ``[min_bound, max_bound]`` (a measured response).
+"""PiecewiseStep device: the step is ``dwmin`` times a piecewise-linear function of the weight, given by
+node values spread evenly over ``[min_bound, max_bound]`` (a measured response; IBM's aihwkit 1.1
+PiecewiseStep).
+
+Step law (one pulse, ``xi`` a fresh standard normal, ``N = len(piecewise_up) - 1`` sections)::
+
+    q = max((w - b-) / (b+ - b-) N, 0),  k = min(floor(q), N - 1),  t = min(q - k, 1)
+    v(w) = (1 - t) nodes[k] + t nodes[k + 1]          # nodes[0] if N == 0 or b+ <= b-
+    up:   w <- clip(w + dwmin_up   v_up(w)   (1 + dw_min_std xi))
+    down: w <- clip(w - dwmin_down v_down(w) (1 + dw_min_std xi))
+
+The node values are tile-wide (1 to 64, as many down as up); ``dwmin_up/down`` and the bounds vary per
+element through the shared fields (:mod:`crossbar.devices.base`). Defaults ``piecewise_up = piecewise_down =
+(1.0,)``, a constant step. Granularity ``dw_min piecewise_up[len // 2]``. Supports write noise.
 """
 
 from __future__ import annotations

@@ -1,6 +1,22 @@
-"""PowStep devices (physics.md 2.3.6): the step follows a power of the distance to the bound,
-``up: w += dwmin_up ((b+ - w) / R)^gamma_up (1 + s xi)``, ``down: w -= dwmin_down ((w - b-) / R)^gamma_down
-(1 + s xi)`` with ``R = b+ - b-``. PowStepReference applies the same rule to ``g = w + reference``.
+"""PowStep devices: the step follows a power of the distance to the bound (IBM's aihwkit 1.1 PowStep and
+PowStepReference).
+
+Step law (one pulse, ``xi`` a fresh standard normal, ``R = b+ - b-``; no change where ``R <= 0``)::
+
+    up:   w <- clip(w + dwmin_up   ((b+ - w) / R)^gamma_up   (1 + dw_min_std xi))
+    down: w <- clip(w - dwmin_down ((w - b-) / R)^gamma_down (1 + dw_min_std xi))
+
+Exponents per element: ``g = 1 + pow_gamma_dtod xi``, ``r = pow_up_down_dtod xi``,
+``gamma_up = (min(pow_up_down, 0) + g + r) pow_gamma``, ``gamma_down = (-max(pow_up_down, 0) + g - r) pow_gamma``
+(``|.|`` with ``enforce_consistency``). Defaults ``pow_gamma = 1``, ``pow_gamma_dtod = 0.1``,
+``pow_up_down = pow_up_down_dtod = 0``; steps and bounds from the shared fields (:mod:`crossbar.devices.base`).
+Granularity ``dw_min 0.5^pow_gamma`` (the step at mid-range). PowStep supports write noise.
+
+PowStepReference applies the same rule to ``g = w + reference`` with ``reference = reference_mean +
+reference_std xi`` (no write noise). With ``subtract_symmetry_point`` the symmetry point ``sp`` is found by
+simulation, ``sp <- sp - dwmin_down ((sp - b-) / R)^gamma_down + dwmin_up ((b+ - sp) / R)^gamma_up`` from
+``sp = 0``, ``n_estimation_steps`` times (``<= 0``: ``min(rint(10 R / min(dwmin_up, dwmin_down)), 10000)``),
+and added to the reference and to the reset bias.
 """
 
 from __future__ import annotations

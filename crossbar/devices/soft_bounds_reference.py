@@ -1,7 +1,20 @@
-"""SoftBoundsReference device (physics.md 2.3.4): soft bounds on a conductance ``g`` read differentially
-against a per-device reference, ``w = g - reference``. With ``subtract_symmetry_point`` the reference
-sits at the soft-bounds symmetry point ``w* = (dup - ddn) / (dup / b+ - ddn / b-)``, so that ``w = 0``
+"""SoftBoundsReference device: soft bounds on a conductance ``g`` read differentially against a per-device
+reference, ``w = g - reference`` (IBM's aihwkit 1.1 SoftBoundsReference). With ``subtract_symmetry_point`` the
+reference sits at the soft-bounds symmetry point ``w* = (dup - ddn) / (dup / b+ - ddn / b-)``, so that ``w = 0``
 is where up and down steps are equal (the zero-shifting of Kim et al. 2020, used by Tiki-Taka v2+).
+
+Step law on ``g = w + reference`` (one pulse, ``xi`` a fresh standard normal; a ratio ``g / b`` counts as 0
+when its bound has the wrong sign, i.e. ``b+ <= 0`` or ``b- >= 0``)::
+
+    mult_noise:     up: g += dwmin_up (1 - g / b+)(1 + dw_min_std xi)   down: g -= dwmin_down (1 - g / b-)(1 + ...)
+    additive (default): up: g += dwmin_up (1 - g / b+ + dw_min_std xi)   down: g -= dwmin_down (1 - g / b- + ...)
+    g <- clip(g, b-, b+);  w = g - reference
+
+Device-to-device: besides the shared fields (:mod:`crossbar.devices.base`), where ``b+ > 0 > b-`` the slopes
+``dwmin_up / b+`` and ``-dwmin_down / b-`` are multiplied by ``|1 + slope_up|down_dtod xi|`` and the bounds are
+recomputed from them (``b+ = dwmin_up / slope_up``, ``b- = -dwmin_down / slope_down``); ``reference =
+reference_mean + reference_std xi``; ``subtract_symmetry_point`` adds ``w*`` to the reference and to the reset
+bias. Defaults: all these fields 0/False. Granularity ``dw_min``; supports write noise.
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ def symmetry_point(p):
 
 @config
 class SoftBoundsReferenceDevice(PulsedDevice):
-    """Soft bounds with a per-device reference and slope spread (physics.md 2.3.4)."""
+    """Soft bounds with a per-device reference and slope spread (see the module docstring)."""
 
     mult_noise: bool = param(False, "noise multiplies the step (False: additive, relative to dwmin)")
     slope_up_dtod: float = param(0.0, "device-to-device spread of the up slope", lo=0)

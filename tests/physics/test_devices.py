@@ -68,7 +68,8 @@ def test_weights_never_leave_the_bounds(cls, data):
 
 
 def expected_step(dev, g, up, p):
-    """The deterministic step of physics.md 2.3 in float64, written independently of the package."""
+    """The deterministic step of each device model (the step laws of the ``crossbar.devices`` module docstrings)
+    in float64, written independently of the package."""
     g, q = g.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()}
     bu, bd, du, dd = q["max_bound"], q["min_bound"], q["dwmin_up"], q["dwmin_down"]
     if isinstance(dev, D.ConstantStepDevice):

@@ -68,7 +68,7 @@ def step_of(res, bound):
 
 
 def ref_lines(cfg, size, transposed, seed=SEED):
-    """Per-output-line sigma_i, n_i, v_i and the slope-calibration factor f (physics.md 3.1, 3.4)."""
+    """Per-output-line sigma_i, n_i, v_i and the slope-calibration factor f (the ``crossbar.io`` formulas)."""
     key = rng.seed_key(seed, 3 if transposed else 2)
     suffix = "_bwd" if transposed else ""
     bound = cfg.out_bound if cfg.out_bound > 0 else 1.0
@@ -81,7 +81,7 @@ def ref_lines(cfg, size, transposed, seed=SEED):
 
 
 def ref_alpha(kind, x, cfg, step_in, prev=None):
-    """Noise-management scale per sample (physics.md 3.2) and the new AVERAGE_ABS_MAX state."""
+    """Noise-management scale per sample and the new AVERAGE_ABS_MAX state."""
     cap = (lambda a: np.minimum(a, cfg.nm_thres)) if cfg.nm_thres > 0 else (lambda a: a)
     amax = np.abs(x).max(1)
     if kind == "none":
@@ -113,7 +113,7 @@ def quantise(v, step, u, tie_width):
 
 
 def ref_round(W, x, div, cfg, lines, key, s0, c2):
-    """One pass of every sample through DAC, crossbar and periphery (physics.md 3.3, 3.4), float64.
+    """One pass of every sample through DAC, crossbar and periphery (the order of ``crossbar.io``), float64.
 
     Returns the clipped outputs, the exceeded flags, the samples whose flag sits at the bound, the
     samples with a DAC rounding tie and the outputs with an ADC rounding tie."""

@@ -1,6 +1,6 @@
 """Every field of ``UpdateParameters`` and ``DriftParameter`` pinned against an independent float64 reference.
 
-Update (physics.md 1.2-1.5, as ``crossbar/pulses.py`` documents it). The reference below computes the
+Update (as ``crossbar/pulses.py`` documents it). The reference below computes the
 pulse-train length BL and the probability scales A (for d) and B (for x) of update management, the
 probabilities ``p_x = B |x|``, ``p_d = A |d|`` with their discretisation (``res``, ``sto_round``), the
 deterministic pulse counts (MEAN_COUNT, DETERMINISTIC_IMPLICIT) and the floating-point updates (NONE,
@@ -8,9 +8,9 @@ NONE_WITH_DEVICE) from the formulas, in float64, sharing no helper with ``crossb
 observed through ``pulses.update_management``, ``pulses.probabilities``, ``pulses.coincidences`` and
 ``AnalogTile.update``.
 
-Drift (physics.md 2.4; ``AnalogTile.drift``). The reference replays ``w = w0 max(T - t_ij, 1)^-nu + a (f - 1)``
-with its clock restarts, the conductance dependence of nu and the additive noise, from the device-to-device
-normal of nu and the drift draws named by the tile's operation counter.
+Drift (``AnalogTile.drift``, documented in ``crossbar/devices/base.py``). The reference replays
+``w = w0 max(T - t_ij, 1)^-nu + a (f - 1)`` with its clock restarts, the conductance dependence of nu and the
+additive noise, from the device-to-device normal of nu and the drift draws named by the tile's operation counter.
 
 Only ``crossbar.rng`` is shared, to regenerate named draws (the stochastic rounding of probabilities,
 drift noise). Each check sets its field away from the default in a scenario where it acts, asserts code ==
@@ -47,7 +47,7 @@ def step_of(res):
 
 
 def ref_management(x_max, d_max, lr, dw, cfg):
-    """BL, A (d scale) and B (x scale) per sample, float64 (physics.md 1.2)."""
+    """BL, A (d scale) and B (x scale) per sample, float64 (update management)."""
     lam, bld = abs(lr), cfg.desired_bl
     n = len(x_max)
     if lam == 0:
@@ -107,7 +107,7 @@ def code_probabilities(x, d, lr, dw, cfg, key=KEY, s0=0):
 
 def ref_counts(x, d, lr, dw, cfg):
     """Signed counts ``(batch, out, in)`` of the deterministic pulse types (positive = down), and whether a
-    rounding sits within 1e-4 of a tie (physics.md 1.5)."""
+    rounding sits within 1e-4 of a tie."""
     x, d = np.asarray(x, np.float64), np.asarray(d, np.float64)
     bl, a, b = ref_management(np.abs(x).max(1), np.abs(d).max(1), lr, dw, cfg)
     px, pd = b[:, None] * np.abs(x), a[:, None] * np.abs(d)
@@ -373,7 +373,7 @@ def deltas(shape):
 
 
 class RefDrift:
-    """The drift of one tile in float64 (physics.md 2.4): state w0, t_ij, prev, T."""
+    """The drift of one tile in float64: state w0, t_ij, prev, T."""
 
     def __init__(self, cfg, shape, seed=DRIFT_SEED):
         self.cfg, self.shape = cfg, shape

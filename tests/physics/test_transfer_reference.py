@@ -3,7 +3,7 @@
 :class:`TransferReference` (TTv1 ``TransferCompound``, TTv2 ``BufferedTransferCompound``, c-TTv2
 ``ChoppedTransferCompound`` and AGAD ``DynamicTransferCompound``, also as built by ``build_config``) and
 :class:`MixedPrecisionReference` (``MixedPrecisionCompound``) are plain per-sample Python loops written from
-the algorithms' formulas (Gokmen & Haensch 2020; Gokmen 2021; Rasch et al. 2024; Nandakumar et al. 2020; the
+the algorithms' formulas (Gokmen & Haensch 2020; Gokmen 2021; Rasch et al. 2023; Nandakumar et al. 2020; the
 incumbent aihwkit 1.1's CPU devices): one vector update of A, then every transfer that is due, one line at a
 time, one buffer element at a time. They share no code with ``crossbar/transfer.py``: gamma vectors,
 periods, learning rates, thresholds, chopper flips, running means, the warm-up and the quantiser are all

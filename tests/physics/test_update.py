@@ -1,4 +1,4 @@
-"""Pulsed update statistics (physics.md 1.2-1.5) and the order semantics of applying pulses."""
+"""Pulsed update statistics (the model of ``crossbar/pulses.py``) and the order semantics of applying pulses."""
 
 import numpy as np
 import pytest
@@ -52,7 +52,7 @@ def test_constant_step_mean_and_variance(std):
 
 def block_mean_std_error(xs, ds, lr, dw, std, copies, repeats):
     """Standard error of the mean change of the ``copies x copies`` weights that see line pair (i, j), per
-    (i, j), after ``repeats`` updates with the samples ``xs``, ``ds`` (physics.md 1.2-1.4, written out here).
+    (i, j), after ``repeats`` updates with the samples ``xs``, ``ds`` (the binomial pulse model, written out here).
 
     Sample b (UBLM): ``k = lr max|x| max|d| / dw``, ``BL = ceil(k)``, ``p_x = B |x|``, ``p_d = A |d|`` with
     ``A = sqrt(lr / (dw BL) max|x| / max|d|)``, ``B = sqrt(lr / (dw BL) max|d| / max|x|)``. The x lines of one

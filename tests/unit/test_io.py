@@ -1,4 +1,4 @@
-"""Tests of crossbar.io: the analog MVM with IO non-idealities (physics.md 3.1-3.4).
+"""Tests of crossbar.io: the analog MVM with IO non-idealities.
 
 Statistical checks use fixed keys (so they are deterministic) and sample sizes chosen so that, for a fresh
 key, a correct implementation would fail with probability far below 1e-6 (the margin is stated per test).
@@ -111,7 +111,7 @@ def test_outputs_within_scaled_out_bound(seed, out_bound, out_scale, out_noise, 
     alpha = {"abs_max": np.abs(x).max(1), "max": x.max(1), "constant": np.ones(8),
              "none": np.ones(8)}[nm]
     alpha = np.where(alpha > 0, alpha, 1.0)
-    factor = 1 if bm == "none" else 16  # BM factors 1..16 with the default inp_res (physics.md 3.3)
+    factor = 1 if bm == "none" else 16  # BM factors 1..16 with the default inp_res (0.25 / (2/126) = 15.75)
     assert np.all(np.abs(y) <= (out_bound * alpha * out_scale * factor * (1 + 1e-5))[:, None])
 
 
@@ -310,7 +310,7 @@ def test_sample_output_independent_of_batch(nm):
 # ---- deterministic non-idealities against float64 formulas ------------------------------------------
 
 def _reference(w, x, cfg, state):
-    """physics.md 3.3/3.4 in float64 for NM/BM off, no noise and no quantisation."""
+    """The MVM of the ``crossbar.io`` docstring in float64 for NM/BM off, no noise and no quantisation."""
     w, x = w.astype(np.float64), x.astype(np.float64)
     xs = np.clip(x, -cfg.inp_bound, cfg.inp_bound)
     xs = np.where(xs < 0, xs * (1 - cfg.inp_asymmetry), xs)

@@ -105,7 +105,7 @@ def test_set_weights_clips_to_bounds_and_hidden_parameters_round_trip():
 def test_pulse_type_none_is_floating_point_and_none_with_device_clips():
     x, d = inputs(1, 3, 4), inputs(2, 3, 2)
     fp = AnalogTile(2, 4, TileConfig(update=UpdateParameters(pulse_type="none")), seed=1)
-    assert isinstance(fp.device, D.IdealDevice)  # the pulsed device is replaced (physics.md 1.5)
+    assert isinstance(fp.device, D.IdealDevice)  # the pulsed device is replaced (pulse type NONE)
     fp.update(x, d, 0.5)
     assert np.array_equal(fp.get_weights(), -F32(0.5) * (d.T @ x))
     clipped = AnalogTile(2, 4, TileConfig(update=UpdateParameters(pulse_type="none_with_device")), seed=1)
