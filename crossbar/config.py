@@ -131,8 +131,7 @@ class Config:
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         default = default[0] if isinstance(default, tuple) and default else default
         if isinstance(default, Config):  # a field that holds configs, and v is not one
-            from .devices import IdealDevice, PulsedDevice
-            if isinstance(default, (PulsedDevice, IdealDevice)):
+            if isinstance(default, DeviceConfig):
                 return  # which device configs fit is the class's validate()'s to say
             self._fail(name, shown, f"of type {type(default).__name__}, got {type(v).__name__}")
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
@@ -199,6 +198,9 @@ def config(cls):
     lines = [(cls.__doc__ or "").rstrip(), "", "Fields (default; allowed):"]
     for f in dataclasses.fields(cls):
         if not f.metadata:
+            continue
+        if "default_doc" in f.metadata:  # a default built from a class registered later (TileConfig.device)
+            lines.append(f"    {f.name} ({f.metadata['default_doc']}): {f.metadata['doc']}")
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, Config):
@@ -350,27 +352,34 @@ class DriftParameter(Config):
     w_noise_std: float = param(0.0, "additive noise std per drift call (weight units)", lo=0)
 
 
+class DeviceConfig(Config):
+    """Base of what sits at each cross-point of a tile: a device model (``crossbar.devices``) or a compound of
+    several devices (``crossbar.transfer``). :class:`TileConfig` accepts any subclass."""
+
+
+#: the device of a default :class:`TileConfig`, by its registered class name (the device modules define it;
+#: naming it keeps this module free of imports from the layers above)
+DEFAULT_DEVICE = "ConstantStepDevice"
+
+
 def _default_device():
-    from .devices import ConstantStepDevice  # devices import this module: resolve at call time
-    return ConstantStepDevice()
+    return _REGISTRY[DEFAULT_DEVICE]()
 
 
 @config
 class TileConfig(Config):
     """Everything that defines one analog tile: its device, its two MVM directions and its update."""
 
-    device: Config = dataclasses.field(default_factory=_default_device, metadata=dict(
-        doc="device model (a PulsedDevice subclass or IdealDevice)", lo=None, hi=None, lo_open=False,
-        hi_open=False, choices=None, integer=False, optional=False, finite=True))
+    device: DeviceConfig = dataclasses.field(default_factory=_default_device, metadata=dict(
+        doc="device model (a PulsedDevice subclass or IdealDevice) or a compound", default_doc=f"{DEFAULT_DEVICE}()",
+        lo=None, hi=None, lo_open=False, hi_open=False, choices=None, integer=False, optional=False, finite=True))
     forward: IOParameters = param(IOParameters(), "non-idealities of the forward MVM y = W x")
     backward: IOParameters = param(IOParameters(), "non-idealities of the backward MVM z = W^T d "
                                    "(bound management is not used there)")
     update: UpdateParameters = param(UpdateParameters(), "pulsed update parameters")
 
     def validate(self):
-        from .devices import IdealDevice, PulsedDevice
-        from .transfer import COMPOUNDS
-        if not isinstance(self.device, (PulsedDevice, IdealDevice) + COMPOUNDS):
+        if not isinstance(self.device, DeviceConfig):
             self._fail("device", self.device, f"a device config (a PulsedDevice, IdealDevice or a compound from "
                        f"crossbar.transfer), got {type(self.device).__name__}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters), ("update", UpdateParameters)):

@@ -58,7 +58,7 @@ import numpy as np
 
 from . import _cuda, rng
 from .backend import to_backend, to_numpy
-from .config import Config, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
+from .config import DeviceConfig, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
 from .devices import PulsedDevice, SoftBoundsDevice
 from .io import read_vectors
 from .tile import AnalogTile
@@ -71,7 +71,7 @@ def _no_nm_bm(io: IOParameters) -> IOParameters:
 
 
 @config
-class TransferCompound(Config):
+class TransferCompound(DeviceConfig):
     """Tiki-Taka v1: a fast array A (device 0) and slower arrays C (device 1, also used for any later one)."""
 
     unit_cell_devices: tuple = param((SoftBoundsDevice(), SoftBoundsDevice()), "devices: A, then C (and more)")
@@ -216,7 +216,7 @@ class DynamicTransferCompound(ChoppedTransferCompound):
 
 
 @config
-class MixedPrecisionCompound(Config):
+class MixedPrecisionCompound(DeviceConfig):
     """Mixed precision: a digital accumulator chi of the (quantised) gradient, written row-wise in pulses."""
 
     device: PulsedDevice = param(SoftBoundsDevice(), "the analog device")

@@ -55,7 +55,7 @@ import numpy as np
 
 from .. import rng
 from ..backend import array_module
-from ..config import Config, DriftParameter, config, param
+from ..config import DeviceConfig, DriftParameter, config, param
 
 F32 = np.float32
 
@@ -75,7 +75,7 @@ def d2d_uniform(key, name: str, shape) -> np.ndarray:
 
 
 @config
-class PulsedDevice(Config):
+class PulsedDevice(DeviceConfig):
     """Fields shared by all pulsed devices (model: :mod:`crossbar.devices.base`). Weights are in normalised units."""
 
     construction_seed: int | None = param(None, "seed of the device-to-device draws; None: the tile seed",

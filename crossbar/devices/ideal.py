@@ -14,11 +14,11 @@ Defaults: ``diffusion = 0``, ``lifetime = 0`` (off), ``reset_std = 0.01``. Granu
 
 from __future__ import annotations
 
-from ..config import Config, config, param
+from ..config import DeviceConfig, config, param
 
 
 @config
-class IdealDevice(Config):
+class IdealDevice(DeviceConfig):
     """Floating-point weights with optional decay, diffusion and reset."""
 
     construction_seed: int | None = param(None, "unused (no device-to-device variation); kept for symmetry",
