@@ -352,9 +352,29 @@ class DriftParameter(Config):
     w_noise_std: float = param(0.0, "additive noise std per drift call (weight units)", lo=0)
 
 
+#: command-line name -> device model class, filled as the classes are defined (see :class:`DeviceConfig`)
+DEVICE_MODELS: dict = {}
+
+
 class DeviceConfig(Config):
     """Base of what sits at each cross-point of a tile: a device model (``crossbar.devices``) or a compound of
-    several devices (``crossbar.transfer``). :class:`TileConfig` accepts any subclass."""
+    several devices (``crossbar.transfer``). :class:`TileConfig` accepts any subclass.
+
+    A class that sets ``cli_name`` in its own body is registered in :data:`DEVICE_MODELS` when it is defined:
+    ``--device NAME`` of the command-line jobs and ``crossbar.presets.DEVICES`` then know it with no other edit.
+    """
+
+    cli_name = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("cli_name")
+        if not name:
+            return
+        taken = DEVICE_MODELS.get(name)
+        if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"device name {name!r} of {cls.__qualname__} is taken by {taken.__qualname__}")
+        DEVICE_MODELS[name] = cls
 
 
 #: the device of a default :class:`TileConfig`, by its registered class name (the device modules define it;

@@ -13,10 +13,10 @@ calibrated ones.
 
 from __future__ import annotations
 
-from .config import BoundManagement, IOParameters, NoiseManagement, TileConfig, UpdateParameters
-from .devices import (ConstantStepDevice, ExpStepDevice, IdealDevice, LinearStepDevice, PiecewiseStepDevice,
-                      PowStepDevice, PowStepReferenceDevice, SoftBoundsDevice, SoftBoundsPmaxDevice,
-                      SoftBoundsReferenceDevice)
+import collections
+
+from .config import DEVICE_MODELS, BoundManagement, IOParameters, NoiseManagement, TileConfig, UpdateParameters
+from .devices import ConstantStepDevice, ExpStepDevice, LinearStepDevice, SoftBoundsReferenceDevice
 from .transfer import ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound, TransferCompound
 
 
@@ -96,18 +96,9 @@ def pcm_like() -> ExpStepDevice:
                          w_min_dtod=0.1, dw_min_std=0.6, dw_min_std_add=0.042, dw_min_std_slope=0.108)
 
 
-#: command-line name -> function returning a device config
-DEVICES = {
-    "ideal": IdealDevice,
-    "constant-step": ConstantStepDevice,
-    "linear-step": LinearStepDevice,
-    "soft-bounds": SoftBoundsDevice,
-    "soft-bounds-pmax": SoftBoundsPmaxDevice,
-    "soft-bounds-reference": SoftBoundsReferenceDevice,
-    "exp-step": ExpStepDevice,
-    "pow-step": PowStepDevice,
-    "pow-step-reference": PowStepReferenceDevice,
-    "piecewise-step": PiecewiseStepDevice,
+#: command-line name -> function returning a device config: every device model under its ``cli_name`` (the live
+#: registry, so a model defined later is included), then the calibrated presets
+DEVICES = collections.ChainMap({
     "reram-es": reram_es,
     "reram-sb": reram_sb,
     "capacitor": capacitor,
@@ -116,7 +107,7 @@ DEVICES = {
     "idealized": idealized,
     "gokmen-vlasov": gokmen_vlasov,
     "pcm-like": pcm_like,
-}
+}, DEVICE_MODELS)
 
 #: names whose tiles use the preset IO and update settings (the calibrated devices)
 CALIBRATED = ("reram-es", "reram-sb", "capacitor", "ecram", "ecram-mo", "idealized", "gokmen-vlasov", "pcm-like")

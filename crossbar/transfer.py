@@ -353,12 +353,6 @@ class _CompoundTile(AnalogTile):
         self._refresh()
         return self
 
-    def _host_state(self) -> np.ndarray:
-        return np.zeros(0, np.int64)
-
-    def _set_host_state(self, values) -> None:
-        pass
-
     def state_dict(self) -> dict:
         out = super().state_dict()
         out["compound_host"] = self._host_state()

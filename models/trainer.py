@@ -77,7 +77,8 @@ def evaluate(model: Module, x: Array, y: Array, batch: int = 1000) -> tuple[floa
 
 
 
-def plot_curves(history: list[dict], path: Path, points: list | None = None, baseline: list[dict] | None = None) -> bool:
+def plot_curves(history: list[dict], path: Path, points: list | None = None,
+                baseline: list[dict] | None = None) -> bool:
     """Save the loss and test-accuracy curves as a PNG; False without matplotlib.
 
     Args:

@@ -48,6 +48,8 @@ def constant_step_n(w, n, up, p, xi, c):
 class ConstantStepDevice(PulsedDevice):
     """Constant step size with cycle-to-cycle noise, device-to-device spread and hard bounds."""
 
+    cli_name = "constant-step"
+
     step_name = "constant_step"
 
     def summing(self) -> bool:

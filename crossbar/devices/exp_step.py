@@ -47,6 +47,8 @@ def exp_step(w, up, p, xi, c):
 class ExpStepDevice(PulsedDevice):
     """Exponential step-size dependence on the weight (tile-wide shape constants)."""
 
+    cli_name = "exp-step"
+
     A_up: float = param(0.00081, "up amplitude of the exponential")
     A_down: float = param(0.36833, "down amplitude of the exponential")
     gamma_up: float = param(12.44625, "up exponent")

@@ -21,6 +21,8 @@ from ..config import DeviceConfig, config, param
 class IdealDevice(DeviceConfig):
     """Floating-point weights with optional decay, diffusion and reset."""
 
+    cli_name = "ideal"
+
     construction_seed: int | None = param(None, "unused (no device-to-device variation); kept for symmetry",
                                           lo=0, integer=True, optional=True)
     diffusion: float = param(0.0, "diffusion std per mini-batch (weight units)", lo=0)

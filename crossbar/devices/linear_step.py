@@ -51,6 +51,8 @@ def linear_step(w, up, p, xi, c):
 class LinearStepDevice(PulsedDevice):
     """Step size linear in the weight, with per-device slopes (see the module docstring)."""
 
+    cli_name = "linear-step"
+
     gamma_up: float = param(0.0, "relative step decrease toward the upper reference (1 = soft bound)")
     gamma_down: float = param(0.0, "relative step decrease toward the lower reference")
     gamma_up_dtod: float = param(0.05, "device-to-device spread of gamma_up", lo=0)
@@ -93,6 +95,8 @@ class LinearStepDevice(PulsedDevice):
 class SoftBoundsDevice(LinearStepDevice):
     """Soft bounds: the step vanishes linearly at the element's bounds (``gamma = 1``, element bounds)."""
 
+    cli_name = "soft-bounds"
+
     gamma_up: float = param(1.0, "fixed at 1 for soft bounds", lo=1, hi=1)
     gamma_down: float = param(1.0, "fixed at 1 for soft bounds", lo=1, hi=1)
     gamma_up_dtod: float = param(0.0, "fixed at 0 for soft bounds", lo=0, hi=0)
@@ -105,6 +109,8 @@ class SoftBoundsDevice(LinearStepDevice):
 class SoftBoundsPmaxDevice(SoftBoundsDevice):
     """SoftBounds parametrised by the number of pulses ``p_max`` that saturates it and the relative
     step ``alpha``. ``w_min, w_max, dw_min, up_down`` are derived and overwritten (module docstring)."""
+
+    cli_name = "soft-bounds-pmax"
 
     p_max: int = param(1000, "pulses from the lower to near the upper bound", lo=1, integer=True)
     alpha: float = param(0.0005, "step size relative to the range", lo=0, lo_open=True)

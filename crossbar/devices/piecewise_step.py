@@ -51,6 +51,8 @@ def piecewise_step(w, up, p, xi, c):
 class PiecewiseStepDevice(PulsedDevice):
     """Piecewise-linear step-size response (up to 64 nodes, same count up and down)."""
 
+    cli_name = "piecewise-step"
+
     piecewise_up: tuple = param((1.0,), "relative up-step size at evenly spaced weights", lo=0)
     piecewise_down: tuple = param((1.0,), "relative down-step size at evenly spaced weights", lo=0)
 

@@ -45,6 +45,8 @@ def pow_step(w, up, p, xi, c):
 class PowStepDevice(PulsedDevice):
     """Power-law step-size dependence on the distance to the bounds."""
 
+    cli_name = "pow-step"
+
     pow_gamma: float = param(1.0, "mean exponent", lo=0)
     pow_gamma_dtod: float = param(0.1, "device-to-device spread of the exponent (relative)", lo=0)
     pow_up_down: float = param(0.0, "up/down asymmetry of the exponent", lo=-1, hi=1)
@@ -69,6 +71,8 @@ class PowStepDevice(PulsedDevice):
 @config
 class PowStepReferenceDevice(PowStepDevice):
     """PowStep on ``g = w + reference`` with an optional simulated symmetry point (no write noise)."""
+
+    cli_name = "pow-step-reference"
 
     reference_mean: float = param(0.0, "mean reference (weight units)")
     reference_std: float = param(0.0, "device-to-device spread of the reference", lo=0)

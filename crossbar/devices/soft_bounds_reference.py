@@ -51,6 +51,8 @@ def symmetry_point(p):
 class SoftBoundsReferenceDevice(PulsedDevice):
     """Soft bounds with a per-device reference and slope spread (see the module docstring)."""
 
+    cli_name = "soft-bounds-reference"
+
     mult_noise: bool = param(False, "noise multiplies the step (False: additive, relative to dwmin)")
     slope_up_dtod: float = param(0.0, "device-to-device spread of the up slope", lo=0)
     slope_down_dtod: float = param(0.0, "device-to-device spread of the down slope", lo=0)

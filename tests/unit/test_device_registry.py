@@ -1,0 +1,61 @@
+"""A new device model is one Python module: defining the class (with a ``cli_name``) and its registered step
+function is all it takes for ``crossbar.presets``, ``--device`` of the jobs and a CPU tile to use it.
+(The CUDA side, a struct in raw_kernels/devices.cuh, is still a second edit.)"""
+
+import numpy as np
+import pytest
+
+import crossbar.config as cfg
+import crossbar.devices as D
+from crossbar import AnalogTile, TileConfig, presets
+from crossbar.devices.base import STEPS, PulsedDevice, clip_to_bounds, register_step, signed_step
+from models import mnist
+
+
+@pytest.fixture
+def toy_device():
+    """A toy model defined as a user would in a module of their own: half a constant step per pulse."""
+    saved = dict(cfg.DEVICE_MODELS), dict(STEPS), dict(cfg._REGISTRY)
+
+    @register_step
+    def toy_half_step(w, up, p, xi, c):
+        return clip_to_bounds(w + np.float32(0.5) * signed_step(up, p), p)
+
+    @cfg.config
+    class ToyHalfStepDevice(PulsedDevice):
+        """Half a step of ``dw_min`` per pulse, without noise."""
+
+        cli_name = "toy-half-step"
+        step_name = "toy_half_step"
+
+    yield ToyHalfStepDevice
+    for registry, before in zip((cfg.DEVICE_MODELS, STEPS, cfg._REGISTRY), saved):
+        registry.clear()
+        registry.update(before)
+
+
+def test_a_defined_device_model_is_known_everywhere(toy_device):
+    assert cfg.DEVICE_MODELS["toy-half-step"] is toy_device
+    assert isinstance(presets.device("toy-half-step"), toy_device)
+    assert "toy-half-step" in mnist.make_parser().format_help()
+    args = mnist.make_parser().parse_args(["--device", "toy-half-step"])
+    assert args.device == "toy-half-step"
+    assert toy_device not in D.PULSED_DEVICES  # the snapshot taken at import stays the shipped models
+
+
+def test_a_defined_device_model_trains_a_tile(toy_device):
+    dev = toy_device(dw_min=0.01, dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0,
+                     count_pulses=True)
+    tile = AnalogTile(3, 4, TileConfig(device=dev), seed=1)
+    x = np.array([[0.5, -0.2, 0.0, 0.9]], np.float32)
+    d = np.array([[0.3, -0.6, 0.1]], np.float32)
+    tile.update(x, d, 0.1)
+    net = tile.pulse_counts["up"] - tile.pulse_counts["down"]
+    assert np.abs(net).max() > 0
+    np.testing.assert_allclose(tile.get_weights(), 0.5 * 0.01 * net, atol=1e-7)
+
+
+def test_two_models_cannot_share_a_name(toy_device):
+    with pytest.raises(ValueError, match="'toy-half-step' of .*Other is taken by .*ToyHalfStepDevice"):
+        class Other(PulsedDevice):
+            cli_name = "toy-half-step"
