@@ -188,8 +188,7 @@ class AnalogTile:
                 y = _cuda.io_mvm(self.weights, v, cfg, self.key, ctr, transposed, what)
             elif _cuda.gemm_mvm_supported(cfg):  # large tiles: DAC kernel, cuBLAS, ADC kernel
                 y, exceeded = _cuda.io_mvm_gemm(self.weights, v, cfg, self.key, ctr, transposed, what)
-                bm = not transposed and cfg.bound_management.value != "none" and cfg.out_bound > 0
-                reference = bm and bool(exceeded.any())  # host check; then the reference redoes the rounds
+                reference = io.bm_active(cfg, transposed) and bool(exceeded.any())  # host check; then the reference redoes the rounds
             else:
                 reference = True  # the rarer settings: the xp reference around cuBLAS
             if reference:

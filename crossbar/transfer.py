@@ -260,6 +260,17 @@ def agad_deviation(v, mean, past, switched, beta, xp):
     return v - past, (F32(1) - beta) * mean + beta * v, past
 
 
+def chopped_accumulate(h, v, sign, scale, cc: ChoppedTransferCompound, xp, agad=None):
+    """The chopped family's buffer before its threshold (c-TTv2, AGAD), elementwise on any shape: ``h + c scale v``
+    (``h`` taken as 0 with ``no_buffer``) for the read ``v`` with chopper signs ``c``; with ``agad = (mean, past,
+    switched)``, ``h + c scale (v - past)`` after AGAD's reference update (:func:`agad_deviation`). Returns
+    ``(new h, (mean, past))``, the second None without ``agad``. Used by the sequential and the fused path."""
+    if agad is None:
+        return (F32(0) if cc.no_buffer else h) + sign * scale * v, None
+    g, mean, past = agad_deviation(v, *agad, cc.mean_weight(), xp)
+    return h + g * sign * scale, (mean, past)  # AGAD always accumulates (validated)
+
+
 def _sub_seed(seed: int, k: int) -> int:
     key = rng.seed_key(seed, 1000 + k)
     return int(key[0]) | (int(key[1]) << 32)
@@ -619,15 +630,12 @@ class TransferTile(_CompoundTile):
         else:
             sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
             scale = self._lr_scale(lr_t, dw_c)
+            agad = (xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1),
+                    st["switched"][lines][None, :]) if self.dynamic else None
+            h, agad = chopped_accumulate(cols, v, sign, scale, cc, xp, agad)
             if self.dynamic:
-                mean, past = xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1)
-                g, mean, past = agad_deviation(v, mean, past, st["switched"][lines][None, :], cc.mean_weight(), xp)
-                h = cols + g * sign * scale  # AGAD always accumulates (validated)
-                st["mean"][:, lines] = mean
-                st["past_mean"][:, lines] = past
+                st["mean"][:, lines], st["past_mean"][:, lines] = agad
                 st["switched"][lines] = flip
-            else:
-                h = (F32(0) if cc.no_buffer else cols) + sign * scale * v
             new, n = self._emit(h, bl_t)
             write = n
             if self.dynamic:  # AGAD writes nothing during its warm-up
@@ -761,22 +769,16 @@ class TransferTile(_CompoundTile):
         sign_out = xp.where(st["c_out"] == st["c_in"][c], F32(1), F32(-1)) if self.columns else \
             xp.where(st["c_in"] == st["c_out"][c], F32(1), F32(-1))
         scale = self._lr_scale(lr_t, dw_c)
-        if self.dynamic:
+        if not self.dynamic:
+            return self._emit(chopped_accumulate(col, v, sign_out, scale, cc, xp)[0], bl_t)
+        if cc.experimental_correct_accumulation:
             kcount = self.sweeps % cc.chop_period() + 1
-            mean = st["mean"][:, c] if self.columns else st["mean"][c, :]
-            past = st["past_mean"][:, c] if self.columns else st["past_mean"][c, :]
-            g, mean, past = agad_deviation(v, mean, past, st["switched"][c], cc.mean_weight(), xp)
-            if cc.experimental_correct_accumulation:
-                scale = scale / F32(min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
-            h = col + g * sign_out * scale  # AGAD always accumulates (validated)
-            for name, val in (("mean", mean), ("past_mean", past)):
-                if self.columns:
-                    st[name][:, c] = val
-                else:
-                    st[name][c, :] = val
-            st["switched"][c] = False
-        else:
-            h = (F32(0) if cc.no_buffer else col) + sign_out * scale * v
+            scale = scale / F32(min(kcount, 1 / cc.unit_cell_devices[0].granularity()))
+        line = (slice(None), c) if self.columns else (c, slice(None))
+        h, (mean, past) = chopped_accumulate(col, v, sign_out, scale, cc, xp,
+                                             (st["mean"][line], st["past_mean"][line], st["switched"][c]))
+        st["mean"][line], st["past_mean"][line] = mean, past
+        st["switched"][c] = False
         return self._emit(h, bl_t)
 
     def _emit(self, h, bl_t):
