@@ -7,6 +7,7 @@ weights and biases initialised ``U(-1/sqrt(in), 1/sqrt(in))``. Defaults reproduc
 devices with default IO, ``AnalogSGD`` at lr 0.05 halved every 10 epochs, batch 64, 30 epochs.
 
     python -m models.mnist                                   # the incumbent's example set-up
+    python -m models.mnist --epochs 2 --lr 0.2 --baseline    # a minute on a CPU, beside the digital network
     python -m models.mnist --digital --out runs/digital      # floating-point baseline, same init
     python -m models.mnist --batch-size 1 --lr 0.01 --schedule paper --out runs/paper   # the paper's set-up
     python -m models.mnist --epochs 1 --train-samples 6000 --out runs/quick            # a quick look
@@ -21,6 +22,11 @@ Reproducibility. The layer seeds derive from ``--seed`` (digital and analog runs
 weights), the data order of epoch e is the argsort of Philox words named by (seed, e), and every random
 draw of the tiles is named by their counters. A run stopped at any checkpoint and continued with ``--resume``
 therefore ends with exactly the weights of an uninterrupted run.
+
+``--backend auto`` (the default) runs on the GPU when CuPy and a CUDA device are usable, else on NumPy.
+``--baseline`` first trains the digital network with the same initial weights, data order, lr, schedule and
+epochs in ``OUT/digital`` (resumed or reused when there), prints its accuracy beside the analog one and draws it
+in ``curves.png``. The training loop itself is :class:`models.trainer.Trainer`.
 
 Output in ``--out`` (default ``runs/mnist``): ``metrics.jsonl`` (one JSON object per epoch: epoch, lr,
 train_loss, test_loss, test_accuracy, seconds), ``checkpoint.npz`` (written atomically at the end of every
