@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import pulses
-from .backend import get_xp
+from .backend import get_xp, register
 from .config import BoundManagement, WeightNoiseType
 from .io import bm_schedule, quant_step
 from .rng import Stream
@@ -218,6 +218,7 @@ def philox_normals(key, c0, c1: int, c2: int, c3: int):
     return philox_words(key, c0, c1, c2, c3, normals=True)
 
 
+@register("random_rows", "cupy")
 def random_rows(key, stream: int, batch: int, size: int, sample0: int = 0, c2: int = 0, normals: bool = True,
                 ctr=None):
     """``(batch, size)`` float32 normals or uniforms named as :func:`crossbar.rng.normal_rows`; the first
@@ -356,6 +357,7 @@ def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
     return y, exceeded
 
 
+@register("philox_arrays", "cupy")
 def philox_arrays(key, c0, c1, c2: int, c3: int):
     """``(4, n)`` Philox words of counters ``(c0[t], c1[t], c2, c3)`` for device arrays ``c0, c1`` (no
     host-to-device copy, so it can run inside a CUDA-graph capture)."""

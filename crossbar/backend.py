@@ -39,6 +39,28 @@ def cupy_available() -> bool:
     return True
 
 
+#: ``(operation, backend) -> function``: implementations that a backend's module registers when it is imported (the
+#: GPU launchers in ``crossbar._cuda``), so the physics layers call them without importing the layer above
+_IMPLEMENTATIONS: dict = {}
+
+
+def register(operation: str, backend: str):
+    """Decorator: file the function as ``operation`` on ``backend`` (see :func:`implementation`)."""
+    def file(fn):
+        _IMPLEMENTATIONS[(operation, backend)] = fn
+        return fn
+    return file
+
+
+def implementation(operation: str, backend: str):
+    """The function registered for ``operation`` on ``backend``; a clear error if there is none."""
+    try:
+        return _IMPLEMENTATIONS[(operation, backend)]
+    except KeyError:
+        raise RuntimeError(f"no {backend} implementation of {operation!r} is registered (is crossbar imported?)") \
+            from None
+
+
 def resolve_backend(backend: str) -> tuple[str, str]:
     """``(name, why)``: 'auto' becomes 'cupy' when CuPy and a CUDA device are usable, else 'numpy'; other
     names are returned as they are (``why`` is then empty)."""

@@ -32,6 +32,8 @@ import functools
 
 import numpy as np
 
+from .backend import implementation
+
 M0, M1 = 0xD2511F53, 0xCD9E8D57
 W0, W1 = 0x9E3779B9, 0xBB67AE85
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -75,9 +77,8 @@ def philox4x32(key, c0, c1=0, c2=0, c3=0, xp=np):
         uint32 array of shape ``(4, *broadcast_shape)``: the four output words.
     """
     if xp is not np and np.ndim(c2) == 0 and np.ndim(c3) == 0:  # CuPy: one kernel, no host copies
-        from . import _cuda
         a, b = xp.broadcast_arrays(xp.asarray(c0, dtype=xp.uint32), xp.asarray(c1, dtype=xp.uint32))
-        return _cuda.philox_arrays(key, a, b, int(c2), int(c3)).reshape((4,) + a.shape)
+        return implementation("philox_arrays", "cupy")(key, a, b, int(c2), int(c3)).reshape((4,) + a.shape)
     words = xp.broadcast_arrays(*(xp.asarray(c, dtype=xp.uint64) for c in (c0, c1, c2, c3)))
     shape, n = words[0].shape, words[0].size
     flat = [w.ravel() for w in words]
@@ -235,8 +236,8 @@ def _packed(fn, key, stream, shape, c1, c2, xp):
     shape = tuple(int(s) for s in np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape
     n = int(np.prod(shape, dtype=np.int64))
     if xp is not np:  # one fused kernel instead of ~100 elementwise launches
-        from . import _cuda
-        return _cuda.random_rows(key, int(stream), 1, n, int(c1), int(c2), fn is normal).reshape(shape)
+        return implementation("random_rows", "cupy")(key, int(stream), 1, n, int(c1), int(c2),
+                                                     fn is normal).reshape(shape)
     vals = fn(key, stream, xp.arange((n + 3) // 4, dtype=xp.uint32), c1, c2, xp)
     return vals.T.reshape(-1)[:n].reshape(shape)
 
@@ -256,10 +257,10 @@ def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp, ctr=None
     ``c0 = e // 4`` with word ``e % 4``. On CuPy a device counter ``ctr`` may hold ``sample0`` (then the
     draws stay correct when a captured CUDA graph is replayed)."""
     if xp is not np:
-        from . import _cuda
+        gpu_rows = implementation("random_rows", "cupy")
         if ctr is not None:
-            return _cuda.random_rows(key, int(stream), batch, size, 0, int(c2), fn is normal, ctr=ctr)
-        return _cuda.random_rows(key, int(stream), batch, size, int(sample0), int(c2), fn is normal)
+            return gpu_rows(key, int(stream), batch, size, 0, int(c2), fn is normal, ctr=ctr)
+        return gpu_rows(key, int(stream), batch, size, int(sample0), int(c2), fn is normal)
     c0 = xp.arange((size + 3) // 4, dtype=xp.uint32)[None, :]
     c1 = ((int(sample0) + xp.arange(batch, dtype=xp.uint64)) & 0xFFFFFFFF)[:, None]
     vals = fn(key, stream, c0, c1, c2, xp)  # (4, batch, ceil(size / 4))
