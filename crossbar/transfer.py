@@ -596,18 +596,7 @@ class TransferTile(_CompoundTile):
         lines = (start + t) % size
         sweep_t = sweeps + (start + t) // size  # completed sweeps when transfer t happens
         bound = t * t0 + (t0 - 1)
-        flip = xp.zeros(count, bool)
-        if self.chopped and cc.in_chop_prob > 0:
-            period = cc.chop_period()
-            regular = (sweep_t % period) + 1 == period
-            if cc.in_chop_random:
-                u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1,
-                                xp)[0]
-                flip = u < F32(cc.in_chop_prob)
-                if self.dynamic:  # AGAD: regular flips plus random ones (the incumbent's AGAD)
-                    flip = flip | regular
-            else:
-                flip = regular
+        flip = self._fused_flips(lines, sweep_t)
         snap_at = xp.full(self.in_size, -1, xp.int32)
         snap_at[lines] = bound.astype(xp.int32)
         snap_slot = xp.zeros(self.in_size, xp.int32)
@@ -648,6 +637,20 @@ class TransferTile(_CompoundTile):
         self._advance_pointers(count)
         self.ptr[1] += (self.ptr[0] + count) // size
         self.ptr[0] = (self.ptr[0] + count) % size
+
+    def _fused_flips(self, lines, sweep_t):
+        """Whether the input chopper of each transfer's line flips after its read (bool ``(count,)``): the draws
+        and the regular schedule of :meth:`_flip_choppers`, for all transfers of a batch at once."""
+        cc, xp = self.cc, self.xp
+        if not (self.chopped and cc.in_chop_prob > 0):
+            return xp.zeros(lines.shape[0], bool)
+        period = cc.chop_period()
+        regular = (sweep_t % period) + 1 == period
+        if not cc.in_chop_random:
+            return regular
+        u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1, xp)[0]
+        flip = u < F32(cc.in_chop_prob)
+        return flip | regular if self.dynamic else flip  # AGAD: regular flips plus random ones (the incumbent's)
 
     def _advance_pointers(self, count: int) -> None:
         start = self.slices[0]
