@@ -284,7 +284,8 @@ def make_tile(out_size: int, in_size: int, config: TileConfig | None = None, *, 
     if isinstance(config.device, MixedPrecisionCompound):
         return MixedPrecisionTile(out_size, in_size, config, seed=seed, backend=backend)
     if isinstance(config.device, TransferCompound):
-        return TransferTile(out_size, in_size, config, seed=seed, backend=backend)
+        cls = ChoppedTransferTile if isinstance(config.device, ChoppedTransferCompound) else TransferTile
+        return cls(out_size, in_size, config, seed=seed, backend=backend)
     return AnalogTile(out_size, in_size, config, seed=seed, backend=backend)
 
 
@@ -419,20 +420,15 @@ class TransferTile(_CompoundTile):
         self.buffered = isinstance(cc, BufferedTransferCompound)
         # host-known progress: vector updates done, next line per device, completed sweeps of A
         self.vec, self.slices, self.sweeps = 0, [0] * n, 0
-        np_state = {}
-        if self.buffered:
-            np_state["buffer"] = np.zeros((out_size, in_size), F32)
-        if self.chopped:
-            np_state.update(c_in=np.zeros(in_size, bool), c_out=np.zeros(out_size, bool),
-                            m_x=np.zeros((), F32), m_d=np.zeros((), F32))
-        if self.dynamic:
-            np_state.update(mean=np.zeros((out_size, in_size), F32), past_mean=np.zeros((out_size, in_size), F32),
-                            switched=np.zeros(self.size, bool))
-        self.state = np_state
+        self.state = self._initial_state()
         self._sync_ptr()
         self._refresh()
         if backend != "numpy":
             self.to(backend)
+
+    def _initial_state(self) -> dict:
+        """The compound's arrays at construction (NumPy): TTv2's buffer."""
+        return {"buffer": np.zeros(self.shape, F32)} if self.buffered else {}
 
     def _host_state(self) -> np.ndarray:
         return np.array([self.vec, self.sweeps, *self.slices], np.int64)
@@ -452,12 +448,6 @@ class TransferTile(_CompoundTile):
             self.ptr = to_backend(values, self.backend)
 
     # ---- visible weight -------------------------------------------------------------------------
-    def _chop_signs(self):
-        """``c_ij = +1`` where the input and output choppers agree, else ``-1`` (float32 ``(out, in)``)."""
-        xp = self.xp
-        same = self.state["c_out"][:, None] == self.state["c_in"][None, :]
-        return xp.where(same, F32(1), F32(-1))
-
     def _refresh(self) -> None:
         w = None  # the config guarantees a non-zero gamma
         for k, (g, t) in enumerate(zip(self.gam, self.sub)):
@@ -489,19 +479,6 @@ class TransferTile(_CompoundTile):
     def _fast_lr(self, lr: float, x, d):
         """``(lr_A, d_scale)``: A's pulse learning rate and a device-side factor on d (auto scaling)."""
         cc = self.cc
-        if self.chopped and cc.auto_scale and cc.fast_lr > 0:
-            xp, st = self.xp, self.state
-            tau = F32(1 - cc.auto_momentum)
-            for name, v in (("m_x", x), ("m_d", d)):
-                m = xp.abs(v).max(axis=1).mean(dtype=xp.float32)
-                cur = st[name]
-                # initialised with the first non-zero value; zero batches leave it unchanged
-                new = xp.where(cur > 0, (F32(1) - tau) * cur + tau * m, m)
-                st[name][...] = xp.where(m > 0, new, cur)
-            mx, md = st["m_x"], st["m_d"]
-            scale = xp.where((mx > 0) & (md > 0), F32(1) / xp.where((mx > 0) & (md > 0), mx * md, F32(1)), F32(0))
-            base = cc.fast_lr * self.config.update.desired_bl * cc.unit_cell_devices[0].granularity()
-            return (base * abs(lr) if cc.scale_fast_lr else base) * math.copysign(1, lr), scale
         if cc.fast_lr > 0:
             return (cc.fast_lr * lr if cc.scale_fast_lr else math.copysign(cc.fast_lr, lr)), None
         return lr, None
@@ -510,10 +487,6 @@ class TransferTile(_CompoundTile):
         # t_(k+1) = t_k * (length of a read) / n_reads: out_size for columns, in_size for rows (the incumbent's
         # out_size of the transfer, which is swapped for rows)
         t = self.cc.periods(self.other)[k]
-        if self.chopped and self.cc.transfer_every < 0 and k == 0:
-            dev = self.cc.unit_cell_devices[0]
-            states = (dev.w_max - dev.w_min) / dev.granularity()
-            return max(int(round(states / self.size * abs(self.cc.transfer_every))), 1)
         if t <= 0:
             return 0
         return int(math.ceil(t * batch)) if self.cc.units_in_mbatch else int(round(t))
@@ -561,10 +534,7 @@ class TransferTile(_CompoundTile):
         self._refresh()
 
     def _update_a(self, x, d, lr_a, snap=None):
-        """Pulsed update of A; the chopped family stores ``c_ij A_true``, so chopped lines flip their sign."""
-        if self.chopped:
-            x = x * self.xp.where(self.state["c_in"], F32(-1), F32(1))[None, :]
-            d = d * self.xp.where(self.state["c_out"], F32(-1), F32(1))[None, :]
+        """Pulsed update of A."""
         self.sub[0].update(x, d, lr_a, _snap=snap)
 
     # ---- the fused GPU path ----------------------------------------------------------------------
@@ -614,22 +584,7 @@ class TransferTile(_CompoundTile):
         bl_t = F32(cc.transfer_update.desired_bl)
         cols = xp.take(st["buffer"], lines, axis=1)  # (out, count)
         v = reads.T
-        if not self.chopped:
-            new, write = ttv2_buffer_step(cols, v, lr_t, F32(cc.thres_scale * dw_c), bl_t, cc, xp)
-        else:
-            sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
-            scale = self._lr_scale(lr_t, dw_c)
-            agad = (xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1),
-                    st["switched"][lines][None, :]) if self.dynamic else None
-            h, agad = chopped_accumulate(cols, v, sign, scale, cc, xp, agad)
-            if self.dynamic:
-                st["mean"][:, lines], st["past_mean"][:, lines] = agad
-                st["switched"][lines] = flip
-            new, n = self._emit(h, bl_t)
-            write = n
-            if self.dynamic:  # AGAD writes nothing during its warm-up
-                write = xp.where((sweep_t > cc.chop_period())[None, :], n, F32(0))
-            st["c_in"][lines] = c_in_read ^ flip
+        new, write = self._fused_buffer(cols, v, lines, lr_t, bl_t, dw_c, (c_in_read, flip, sweep_t))
         st["buffer"][:, lines] = new
         self._write(1, lines, -write.T, F32(cc.step * dw_c))
         self._advance("ops", count)
@@ -639,18 +594,13 @@ class TransferTile(_CompoundTile):
         self.ptr[0] = (self.ptr[0] + count) % size
 
     def _fused_flips(self, lines, sweep_t):
-        """Whether the input chopper of each transfer's line flips after its read (bool ``(count,)``): the draws
-        and the regular schedule of :meth:`_flip_choppers`, for all transfers of a batch at once."""
-        cc, xp = self.cc, self.xp
-        if not (self.chopped and cc.in_chop_prob > 0):
-            return xp.zeros(lines.shape[0], bool)
-        period = cc.chop_period()
-        regular = (sweep_t % period) + 1 == period
-        if not cc.in_chop_random:
-            return regular
-        u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1, xp)[0]
-        flip = u < F32(cc.in_chop_prob)
-        return flip | regular if self.dynamic else flip  # AGAD: regular flips plus random ones (the incumbent's)
+        """Whether the input chopper of each transfer's line flips after its read: never without choppers."""
+        return self.xp.zeros(lines.shape[0], bool)
+
+    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, choppers):
+        """The buffer step of a batch's transfers (columns ``lines``, reads ``v`` ``(out, count)``): TTv2's rule.
+        Returns ``(new buffer columns, pulses to write)``."""
+        return ttv2_buffer_step(cols, v, lr_t, F32(self.cc.thres_scale * dw_c), bl_t, self.cc, self.xp)
 
     def _advance_pointers(self, count: int) -> None:
         start = self.slices[0]
@@ -731,10 +681,7 @@ class TransferTile(_CompoundTile):
         bl_t = F32(cc.transfer_update.desired_bl)
         buf = self.state["buffer"]
         col = buf[:, c] if self.columns else buf[c, :]
-        if not self.chopped:  # TTv2: threshold theta = thres_scale * dw_C
-            new, n = ttv2_buffer_step(col, v, lr_t, F32(cc.thres_scale * dw_c), bl_t, cc, xp)
-        else:
-            new, n = self._chopped_buffer(col, v, c, lr_t, bl_t, dw_c)
+        new, n = self._buffer_step(col, v, c, lr_t, bl_t, dw_c)
         if self.columns:
             buf[:, c] = new
         else:
@@ -743,12 +690,71 @@ class TransferTile(_CompoundTile):
         if self.dynamic and self.sweeps <= cc.chop_period():  # AGAD warm-up
             write = xp.zeros_like(n)
         self._write(k + 1, lines, -write[None, :], F32(cc.step * dw_c))
-        if self.chopped:
-            self._flip_choppers(c)
+        self._flip_choppers(c)
         if c == self.size - 1:  # a sweep over all lines is complete
             self.sweeps += 1
 
-    # ---- chopped family -----------------------------------------------------------------------------
+    def _buffer_step(self, col, v, c: int, lr_t: float, bl_t, dw_c: float):
+        """One line's buffer step (the read ``v`` of line ``c``): TTv2's rule, threshold ``thres_scale dw_C``.
+        Returns ``(new buffer line, pulses to write)``."""
+        return ttv2_buffer_step(col, v, lr_t, F32(self.cc.thres_scale * dw_c), bl_t, self.cc, self.xp)
+
+    def _flip_choppers(self, c: int) -> None:
+        """After the read of line ``c``: no choppers here."""
+
+class ChoppedTransferTile(TransferTile):
+    """The chopped family (:class:`ChoppedTransferCompound`: c-TTv2; :class:`DynamicTransferCompound`: AGAD): the
+    chopper signs of A, the dimensionless buffer with its threshold and the chopper flips."""
+
+    def _initial_state(self) -> dict:
+        """The buffer, the choppers (all off), the auto-scale maxima and, for AGAD, the running means."""
+        st = super()._initial_state()
+        st.update(c_in=np.zeros(self.in_size, bool), c_out=np.zeros(self.out_size, bool), m_x=np.zeros((), F32),
+                  m_d=np.zeros((), F32))
+        if self.dynamic:
+            st.update(mean=np.zeros(self.shape, F32), past_mean=np.zeros(self.shape, F32),
+                      switched=np.zeros(self.size, bool))
+        return st
+
+    def _fast_lr(self, lr: float, x, d):
+        """With ``auto_scale``, A's pulse learning rate is ``fast_lr desired_bl dw_A`` (times ``|lr|`` with
+        ``scale_fast_lr``) and the device-side factor on d is ``1 / (m_x m_d)``, the running maxima."""
+        cc = self.cc
+        if not (cc.auto_scale and cc.fast_lr > 0):
+            return super()._fast_lr(lr, x, d)
+        xp, st = self.xp, self.state
+        tau = F32(1 - cc.auto_momentum)
+        for name, v in (("m_x", x), ("m_d", d)):
+            m = xp.abs(v).max(axis=1).mean(dtype=xp.float32)
+            cur = st[name]
+            # initialised with the first non-zero value; zero batches leave it unchanged
+            new = xp.where(cur > 0, (F32(1) - tau) * cur + tau * m, m)
+            st[name][...] = xp.where(m > 0, new, cur)
+        mx, md = st["m_x"], st["m_d"]
+        scale = xp.where((mx > 0) & (md > 0), F32(1) / xp.where((mx > 0) & (md > 0), mx * md, F32(1)), F32(0))
+        base = cc.fast_lr * self.config.update.desired_bl * cc.unit_cell_devices[0].granularity()
+        return (base * abs(lr) if cc.scale_fast_lr else base) * math.copysign(1, lr), scale
+
+    def _period(self, k: int, batch: int) -> int:
+        """``transfer_every < 0``: A's period from its number of states, ``states / size |transfer_every|``."""
+        if self.cc.transfer_every < 0 and k == 0:
+            dev = self.cc.unit_cell_devices[0]
+            states = (dev.w_max - dev.w_min) / dev.granularity()
+            return max(int(round(states / self.size * abs(self.cc.transfer_every))), 1)
+        return super()._period(k, batch)
+
+    def _update_a(self, x, d, lr_a, snap=None):
+        """A stores ``c_ij A_true``: the lines whose chopper is set flip the sign of their inputs."""
+        x = x * self.xp.where(self.state["c_in"], F32(-1), F32(1))[None, :]
+        d = d * self.xp.where(self.state["c_out"], F32(-1), F32(1))[None, :]
+        super()._update_a(x, d, lr_a, snap)
+
+    def _chop_signs(self):
+        """``c_ij = +1`` where the input and output choppers agree, else ``-1`` (float32 ``(out, in)``)."""
+        xp = self.xp
+        same = self.state["c_out"][:, None] == self.state["c_in"][None, :]
+        return xp.where(same, F32(1), F32(-1))
+
     def _lr_scale(self, lr_t: float, dw_c: float) -> float:
         cc = self.cc
         dw_a = self.cc.unit_cell_devices[0].granularity()
@@ -766,7 +772,7 @@ class TransferTile(_CompoundTile):
             return out
         return F32(abs(lr_t) / bg)
 
-    def _chopped_buffer(self, col, v, c: int, lr_t: float, bl_t, dw_c: float):
+    def _buffer_step(self, col, v, c: int, lr_t: float, bl_t, dw_c: float):
         cc, xp, st = self.cc, self.xp, self.state
         # the read of line c carries c_ic = +-1 per output: undo it
         sign_out = xp.where(st["c_out"] == st["c_in"][c], F32(1), F32(-1)) if self.columns else \
@@ -823,6 +829,41 @@ class TransferTile(_CompoundTile):
                 u = rng.uniform_array(self.key, rng.Stream.TRANSFER, other_chop.shape, c1=sweeps, c2=2, xp=xp)
                 other_chop ^= u < F32(cc.out_chop_prob)
 
+
+
+    def _fused_flips(self, lines, sweep_t):
+        """Whether the input chopper of each transfer's line flips after its read (bool ``(count,)``): the draws
+        and the regular schedule of :meth:`_flip_choppers`, for all transfers of a batch at once."""
+        cc, xp = self.cc, self.xp
+        if cc.in_chop_prob == 0:
+            return xp.zeros(lines.shape[0], bool)
+        period = cc.chop_period()
+        regular = (sweep_t % period) + 1 == period
+        if not cc.in_chop_random:
+            return regular
+        u = rng.uniform(self.key, rng.Stream.TRANSFER, lines.astype(xp.uint32), sweep_t.astype(xp.uint32), 1, xp)[0]
+        flip = u < F32(cc.in_chop_prob)
+        return flip | regular if self.dynamic else flip  # AGAD: regular flips plus random ones (the incumbent's)
+
+
+    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, choppers):
+        """The chopped buffer step of a batch's transfers; ``choppers = (c_in at read time, flips, sweeps)``
+        (the input choppers are updated here)."""
+        cc, xp, st = self.cc, self.xp, self.state
+        c_in_read, flip, sweep_t = choppers
+        sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
+        scale = self._lr_scale(lr_t, dw_c)
+        agad = (xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1),
+                st["switched"][lines][None, :]) if self.dynamic else None
+        h, agad = chopped_accumulate(cols, v, sign, scale, cc, xp, agad)
+        if self.dynamic:
+            st["mean"][:, lines], st["past_mean"][:, lines] = agad
+            st["switched"][lines] = flip
+        new, write = self._emit(h, bl_t)
+        if self.dynamic:  # AGAD writes nothing during its warm-up
+            write = xp.where((sweep_t > cc.chop_period())[None, :], write, F32(0))
+        st["c_in"][lines] = c_in_read ^ flip
+        return new, write
 
 
 class MixedPrecisionTile(_CompoundTile):
