@@ -59,3 +59,16 @@ def test_two_models_cannot_share_a_name(toy_device):
     with pytest.raises(ValueError, match="'toy-half-step' of .*Other is taken by .*ToyHalfStepDevice"):
         class Other(PulsedDevice):
             cli_name = "toy-half-step"
+
+
+def test_every_step_function_has_a_gpu_test_case():
+    # the GPU update test (tests/gpu/test_update_gpu.py, skipped without a GPU) compares each device kernel with
+    # the NumPy reference; a model whose step function it does not cover fails here, on the CPU
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "gpu" / "test_update_gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_update_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    covered = {dev.step_name for dev in module.DEVICES.values()}
+    assert covered >= {cls.step_name for cls in D.PULSED_DEVICES}
