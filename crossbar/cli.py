@@ -10,6 +10,11 @@ import argparse
 import os
 from pathlib import Path
 
+try:  # the plot extra; without it the jobs write no plots. Figure draws without pyplot or a GUI backend
+    from matplotlib.figure import Figure
+except ImportError:
+    Figure = None
+
 
 def int_type(lo: int, hi: int | None, what: str, out_of_range: str | None = None):
     """An argparse type of the command-line jobs: an integer in ``[lo, hi)``; errors say ``expected <what>``

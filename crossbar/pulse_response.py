@@ -20,15 +20,13 @@ import numpy as np
 
 from . import presets
 from .characterize import pulse_directions, pulse_response, step_statistics  # noqa: F401 (re-exported)
-from .cli import int_type, output_dir_error, seed_type
+from .cli import Figure, int_type, output_dir_error, seed_type
 from .devices import PulsedDevice
 
 
 def _plot(path, name, directions, trace, stats):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw=dict(width_ratios=[2, 1]))
+    fig = Figure(figsize=(11, 4))
+    ax0, ax1 = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[2, 1]))
     ax0.plot(trace, lw=0.8)
     ax0.set(xlabel="pulse number", ylabel="weight", title=f"{name}: pulse response of {trace.shape[1]} devices")
     for key, color in (("up", "tab:red"), ("down", "tab:blue")):
@@ -39,7 +37,6 @@ def _plot(path, name, directions, trace, stats):
     ax1.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 _positive_int = int_type(1, None, "a positive integer")
@@ -96,13 +93,13 @@ def main(argv=None) -> int:
           f"[{trace.min():.4g}, {trace.max():.4g}]; mean |step| up {np.nanmean(np.abs(stats['up_mean'])):.3g}, "
           f"down {np.nanmean(np.abs(stats['down_mean'])):.3g}")
     print(f"wrote {csv_path}")
-    if not args.no_plot:
+    if not args.no_plot and Figure is None:
+        print("matplotlib is not installed: no plot (pip install 'crossbar-sim[plot]')")
+    elif not args.no_plot:
         png = out / f"pulse_response_{args.device}.png"
         try:
             _plot(png, args.device, directions, trace, stats)
             print(f"wrote {png}")
-        except ImportError:
-            print("matplotlib is not installed: no plot (pip install 'crossbar-sim[plot]')")
         except OSError as exc:
             parser.exit(2, f"{parser.prog}: error: cannot write {png}: {exc.strerror or exc}\n")
     return 0

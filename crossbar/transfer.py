@@ -238,9 +238,6 @@ class MixedPrecisionCompound(DeviceConfig):
                 self._fail(name, 1, "0 (no quantisation) or at least 2 bins")
 
 
-COMPOUNDS = (TransferCompound, MixedPrecisionCompound)
-
-
 def ttv2_buffer_step(h, v, lr_t: float, theta, bl_t, cc: BufferedTransferCompound, xp):
     """TTv2's buffer rule (Gokmen 2021), elementwise on any shape: add the read
     ``v`` scaled by ``|lr_t|`` to the buffer ``h``, write ``n = clip(trunc(h / theta), +-BL)`` pulses, and keep
@@ -279,7 +276,8 @@ def _sub_seed(seed: int, k: int) -> int:
 def make_tile(out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0,
               backend: str = "numpy"):
     """The tile for ``config``: an :class:`AnalogTile`, or a compound tile when ``config.device`` is a
-    compound (:data:`COMPOUNDS`). All offer the same interface."""
+    compound (:class:`TransferCompound` and its subclasses, :class:`MixedPrecisionCompound`). All offer the same
+    interface."""
     config = TileConfig() if config is None else config
     if isinstance(config.device, MixedPrecisionCompound):
         return MixedPrecisionTile(out_size, in_size, config, seed=seed, backend=backend)
@@ -415,7 +413,6 @@ class TransferTile(_CompoundTile):
         self.other = out_size if self.columns else in_size  # length of a read
         self._lr_a_last = None  # A's last pulse learning rate (correct_gradient_magnitudes)
         self._lr_a_scale = None  # and its device-side auto-scale factor 1 / (m_x m_d), if any
-        self.chopped = isinstance(cc, ChoppedTransferCompound)
         self.dynamic = isinstance(cc, DynamicTransferCompound)
         self.buffered = isinstance(cc, BufferedTransferCompound)
         # host-known progress: vector updates done, next line per device, completed sweeps of A
@@ -453,13 +450,17 @@ class TransferTile(_CompoundTile):
         for k, (g, t) in enumerate(zip(self.gam, self.sub)):
             if g == 0:
                 continue
-            term = t.weights * self._chop_signs() if (k == 0 and self.chopped) else t.weights
+            term = self._stored_weights(k)
             term = term if g == 1 else F32(g) * term
             w = term if w is None else w + term
         if type(self.weights) is type(w):
             self.weights[...] = w  # in place: a captured CUDA graph holds the address of the visible weights
         else:
             self.weights = w
+
+    def _stored_weights(self, k: int):
+        """Device ``k``'s contribution to the visible weight before its gamma: its weights."""
+        return self.sub[k].weights
 
     def set_weights(self, weights) -> None:
         """Zero every device, then ``W_last = W / gamma_last``; the buffers are cleared."""
@@ -574,7 +575,6 @@ class TransferTile(_CompoundTile):
         flip_after = xp.full(self.in_size, batch, xp.int32)
         flip_after[lines] = xp.where(flip, bound, batch).astype(xp.int32)
         snaps = xp.empty((count, self.out_size), xp.float32)
-        c_in_read = st["c_in"][lines] if self.chopped else None  # the choppers at read time (before any flip)
         self._update_a(x, d, lr_a, snap=(snap_at, snap_slot, snaps, flip_after))
         reads = self._read_stored(0, snaps)  # (count, out)
         dw_c = cc.unit_cell_devices[1].granularity()
@@ -584,7 +584,7 @@ class TransferTile(_CompoundTile):
         bl_t = F32(cc.transfer_update.desired_bl)
         cols = xp.take(st["buffer"], lines, axis=1)  # (out, count)
         v = reads.T
-        new, write = self._fused_buffer(cols, v, lines, lr_t, bl_t, dw_c, (c_in_read, flip, sweep_t))
+        new, write = self._fused_buffer(cols, v, lines, lr_t, bl_t, dw_c, flip, sweep_t)
         st["buffer"][:, lines] = new
         self._write(1, lines, -write.T, F32(cc.step * dw_c))
         self._advance("ops", count)
@@ -597,7 +597,7 @@ class TransferTile(_CompoundTile):
         """Whether the input chopper of each transfer's line flips after its read: never without choppers."""
         return self.xp.zeros(lines.shape[0], bool)
 
-    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, choppers):
+    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, flip, sweep_t):
         """The buffer step of a batch's transfers (columns ``lines``, reads ``v`` ``(out, count)``): TTv2's rule.
         Returns ``(new buffer columns, pulses to write)``."""
         return ttv2_buffer_step(cols, v, lr_t, F32(self.cc.thres_scale * dw_c), bl_t, self.cc, self.xp)
@@ -749,6 +749,11 @@ class ChoppedTransferTile(TransferTile):
         d = d * self.xp.where(self.state["c_out"], F32(-1), F32(1))[None, :]
         super()._update_a(x, d, lr_a, snap)
 
+    def _stored_weights(self, k: int):
+        """A stores ``c_ij A_true``: the chopper signs turn it back into its contribution."""
+        w = self.sub[k].weights
+        return w * self._chop_signs() if k == 0 else w
+
     def _chop_signs(self):
         """``c_ij = +1`` where the input and output choppers agree, else ``-1`` (float32 ``(out, in)``)."""
         xp = self.xp
@@ -846,11 +851,11 @@ class ChoppedTransferTile(TransferTile):
         return flip | regular if self.dynamic else flip  # AGAD: regular flips plus random ones (the incumbent's)
 
 
-    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, choppers):
-        """The chopped buffer step of a batch's transfers; ``choppers = (c_in at read time, flips, sweeps)``
-        (the input choppers are updated here)."""
+    def _fused_buffer(self, cols, v, lines, lr_t: float, bl_t, dw_c: float, flip, sweep_t):
+        """The chopped buffer step of a batch's transfers, with their chopper ``flip`` s and the completed sweeps
+        ``sweep_t`` (the input choppers are updated here, after A's update, which only read them)."""
         cc, xp, st = self.cc, self.xp, self.state
-        c_in_read, flip, sweep_t = choppers
+        c_in_read = st["c_in"][lines]  # the choppers at read time (before this batch's flips)
         sign = xp.where(st["c_out"][:, None] == c_in_read[None, :], F32(1), F32(-1))
         scale = self._lr_scale(lr_t, dw_c)
         agad = (xp.take(st["mean"], lines, axis=1), xp.take(st["past_mean"], lines, axis=1),

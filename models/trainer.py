@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crossbar.backend import array_module
+from crossbar.cli import Figure
 
 from .autograd import Array, Tensor, no_grad
 from .checkpoint import save_training, write_text_atomic
@@ -87,14 +88,11 @@ def plot_curves(history: list[dict], path: Path, points: list | None = None,
             position in epochs, e.g. 1.3 = 30% into epoch 2), drawn as a line.
         baseline: per-epoch records of the digital baseline, drawn as a reference line.
     """
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if Figure is None:
         return False
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     if points:
         ax1.plot(*zip(*points), "-", lw=1, color="C0", label="training (running mean)")
     ax1.plot(epochs, [h["train_loss"] for h in history], "o", color="C0", label="training, epoch mean")
@@ -110,7 +108,6 @@ def plot_curves(history: list[dict], path: Path, points: list | None = None,
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return True
 
 
@@ -223,12 +220,14 @@ class Trainer:
             self.budget -= chunk
             bar.update(chunk, total() / step if bar.due() else None)
             if step % every_point == 0 or step == steps:
-                self.points.append([round(self.epoch + step / steps, 4),
-                                    (total() - point_from[1]) / (step - point_from[0])])
-                point_from = (step, total())
+                now = total()  # one host read (a device sync on the GPU)
+                mean = (now - point_from[1]) / (step - point_from[0])
+                self.points.append([round(self.epoch + step / steps, 4), mean])
+                point_from = (step, now)
             if step < steps and ((self.checkpoint_every and step % self.checkpoint_every == 0) or not self.budget):
-                self._check_finite("the training loss", total(), f"at epoch {self.epoch + 1} step {step}")
-                self._checkpoint(self.epoch, step, total(), time.perf_counter() - t0)
+                loss_total = total()
+                self._check_finite("the training loss", loss_total, f"at epoch {self.epoch + 1} step {step}")
+                self._checkpoint(self.epoch, step, loss_total, time.perf_counter() - t0)
             if not self.budget and step < steps:
                 bar.close()
                 print(f"stopped after {self.stop_after} steps at epoch {self.epoch + 1} step {step}; continue "
