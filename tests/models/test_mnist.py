@@ -155,7 +155,7 @@ def test_auto_backend_falls_back_to_numpy_and_says_why():
     from crossbar.backend import cupy_available, resolve_backend
     name, why = resolve_backend("auto")
     assert name == ("cupy" if cupy_available() else "numpy") and why.startswith("auto: ")
-    assert resolve_backend("numpy") == ("numpy", "")
+    assert resolve_backend("numpy") == ("numpy", "") and resolve_backend("cupy") == ("cupy", "")
 
 
 def test_baseline_trains_the_digital_twin_first_and_reuses_it(tmp_path, capsys):
@@ -180,3 +180,22 @@ def test_plot_curves(tmp_path):
     assert plot_curves(history, tmp_path / "curves.png", points=[[0.5, 1.5], [1.0, 1.0], [1.5, 0.6]],
                              baseline=[{"epoch": 1, "test_accuracy": 0.95}])
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_curves_without_matplotlib(tmp_path, monkeypatch):
+    import models.trainer as trainer
+    monkeypatch.setattr(trainer, "Figure", None)
+    assert not plot_curves([{"epoch": 1, "train_loss": 1.0, "test_loss": 1.0, "test_accuracy": 0.5}],
+                           tmp_path / "curves.png")
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_running_loss_points_split_each_epoch_evenly(tmp_path):
+    # 96 images at batch 16: 6 steps per epoch, so one point per step (at most ten per epoch); the points of an
+    # epoch average to its training loss
+    out = tmp_path / "run"
+    history = mnist.run(["--epochs", "2", "--out", str(out), *TINY])
+    points = load_checkpoint(out / "checkpoint.npz")[1]["points"]
+    assert [p[0] for p in points] == [round(e + k / 6, 4) for e in (0, 1) for k in range(1, 7)]
+    for e in (0, 1):
+        assert np.mean([p[1] for p in points[6 * e:6 * e + 6]]) == pytest.approx(history[e]["train_loss"], rel=1e-12)

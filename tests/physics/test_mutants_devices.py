@@ -275,3 +275,18 @@ def test_closed_form_never_ends_beyond_a_bound(up):
     target = np.array([0.98001 if up else -0.98001], np.float32)  # two steps overshoot by 1e-5
     base.apply_events(dev, target, params, events, rng.seed_key(1), 0)
     assert target[0] == (1.0 if up else -1.0)
+
+
+def test_a_weight_touched_by_300_samples_of_one_batch_keeps_their_order():
+    # the rank sort keys (apply_events): ranks above 255 need more than 8 bits; a key type too narrow for them
+    # wraps, and the samples of a weight are no longer applied in batch order
+    config = TileConfig(device=D.SoftBoundsDevice(dw_min=0.01, dw_min_std=0.3, w_max=0.3, w_min=-0.3),
+                        update=UpdateParameters(desired_bl=3))
+    x = np.ones((300, 1), np.float32)
+    d = np.where(np.arange(300) % 7 < 4, 1.0, -1.0).astype(np.float32)[:, None]  # mostly down, some up
+    whole, single = AnalogTile(1, 1, config, seed=5), AnalogTile(1, 1, config, seed=5)
+    whole.update(x, d, 0.01)
+    for b in range(300):
+        single.update(x[b:b + 1], d[b:b + 1], 0.01)
+    assert whole.get_weights()[0, 0] != 0
+    np.testing.assert_array_equal(whole.get_weights(), single.get_weights())

@@ -44,3 +44,11 @@ def test_every_preset_builds_a_working_tile(name):
     if isinstance(cfg.device, PulsedDevice):
         hp = tile.hidden_parameters()
         assert (hp["max_bound"] >= hp["min_bound"]).all()
+
+
+def test_without_matplotlib_the_job_writes_the_csv_only(tmp_path, capsys, monkeypatch):
+    import crossbar.pulse_response as job
+    monkeypatch.setattr(job, "Figure", None)  # as without the plot extra
+    assert main(["--device", "constant-step", "--n-steps", "5", "--n-loops", "1", "--out", str(tmp_path)]) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().out
+    assert [p.suffix for p in tmp_path.iterdir()] == [".csv"]
