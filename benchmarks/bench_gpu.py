@@ -50,7 +50,7 @@ def timed_ms(fn, repeats, cp):
 
 def workload(cp, kind: str, batch: int, size: int):
     """``(x, d, lr)`` of the update workloads (module docstring), on the device."""
-    from crossbar import rng
+    from crossbar.physics import rng
     u = cp.asarray(rng.uniform_array(rng.seed_key(3), 0, (batch, size)))
     if kind == "mnist-like":
         keep = cp.asarray(rng.uniform_array(rng.seed_key(4), 0, (batch, size))) < 0.19
@@ -64,7 +64,7 @@ def workload(cp, kind: str, batch: int, size: int):
 
 def update_rows(cp, size, batches, repeats):
     from crossbar import AnalogTile, TileConfig
-    from crossbar.devices import ConstantStepDevice, SoftBoundsDevice
+    from crossbar.physics.devices import ConstantStepDevice, SoftBoundsDevice
     rows = []
     for dev_name, dev in (("ConstantStep", ConstantStepDevice(dw_min_std=0.3)), ("SoftBounds", SoftBoundsDevice())):
         # building a 4096 x 4096 tile draws 16.7M device parameters per field on the host: do it once
@@ -93,7 +93,8 @@ def update_rows(cp, size, batches, repeats):
 
 
 def mvm_rows(cp, size, batch, repeats):
-    from crossbar import AnalogTile, TileConfig, rng
+    from crossbar import AnalogTile, TileConfig
+    from crossbar.physics import rng
     rows = []
     x = cp.asarray(rng.uniform_array(rng.seed_key(2), 0, (batch, size)) * 2 - 1)
     u = rng.uniform_array(rng.seed_key(1), 0, (size, size))
@@ -116,7 +117,7 @@ def mvm_rows(cp, size, batch, repeats):
 
 def main(argv=None):
     import cupy as cp
-    from crossbar import _cuda
+    from crossbar.cuda import kernels as _cuda
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     ap.add_argument("--json", default=None)

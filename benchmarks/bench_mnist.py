@@ -79,7 +79,7 @@ def time_setup(batch, lr, digital, backend, repeats, steps, sync):
 
 def split_setup(batch, lr, backend, steps, sync):
     """Wall time per sample inside each AnalogTile method versus everything else (models/, NumPy glue)."""
-    from crossbar.tile import AnalogTile
+    from crossbar.tiles.tile import AnalogTile
     model, opt, batches = setup(batch, lr, False, backend, warmup=3)
     work = [next(batches) for _ in range(steps)]
     spent = dict.fromkeys(("forward", "backward", "update", "post_update_step"), 0.0)

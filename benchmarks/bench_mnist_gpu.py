@@ -24,7 +24,7 @@ from benchmarks.provenance import write_raw  # noqa: E402
 def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print, algorithm="sgd",
           device="constant-step", report_epochs=None, digital_bias=False):
     from models.data import load_mnist
-    from models.graph import GraphEpoch
+    from crossbar.cuda.graph import GraphEpoch
     from models.mnist import build_mlp, epoch_order, evaluate, train_step
     from models.optim import AnalogSGD
     x_train, y_train, x_test, y_test = load_mnist()

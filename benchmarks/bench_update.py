@@ -22,8 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.provenance import stamp, write_raw  # noqa: E402
-from crossbar import AnalogTile, TileConfig, pulses
-from crossbar.devices import ConstantStepDevice, SoftBoundsDevice
+from crossbar import AnalogTile, TileConfig
+from crossbar.physics import pulses
+from crossbar.physics.devices import ConstantStepDevice, SoftBoundsDevice
 from models.data import load_mnist
 
 F32 = np.float32

@@ -24,7 +24,7 @@ from benchmarks.provenance import write_raw  # noqa: E402
 
 def main(argv=None):
     import cupy
-    from crossbar import rng
+    from crossbar.physics import rng
     from test_io_gpu import CONFIGS, pair
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=None)

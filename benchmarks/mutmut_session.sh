@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing on a many-core machine, time-boxed, two runs side by side in copies of the checkout:
-#   base:     every mutant of crossbar/devices/base.py, against the device and update tests (the tests that
+#   base:     every mutant of crossbar/physics/devices/base.py, against the device and update tests (the tests that
 #             exercise the pulse engine; the Tiki-Taka tests reach it too but take minutes per mutant);
-#   transfer: a fixed random sample of crossbar/transfer.py's mutants (benchmarks/results/mutmut_transfer_sample.txt:
+#   transfer: a fixed random sample of crossbar/tiles/transfer.py's mutants (benchmarks/results/mutmut_transfer_sample.txt:
 #             240 names, the sorted list of all mutants shuffled with random.Random(2026)), against
 #             tests/physics and tests/unit/test_tile.py.
 # mutmut and its dependencies are installed from wheels in .whl/ (the machine is offline).
@@ -25,7 +25,7 @@ phase() {  # name, only_mutate, test selection, file whose mutants to run ("all"
     python3 -m mutmut run "none_zzz" > /dev/null 2>&1
     local names
     if [ "$4" = all ]; then
-        names=$(python3 -c 'import re,sys;print(" ".join(sorted("crossbar.devices.base."+n for n in set(re.findall(r"def (x\w*?__mutmut_\d+)\(",open("mutants/crossbar/devices/base.py").read())))))')
+        names=$(python3 -c 'import re,sys;print(" ".join(sorted("crossbar.physics.devices.base."+n for n in set(re.findall(r"def (x\w*?__mutmut_\d+)\(",open("mutants/crossbar/physics/devices/base.py").read())))))')
     else
         names=$(cat "$src/$4" 2>/dev/null || cat "$4")
     fi
@@ -38,8 +38,8 @@ phase() {  # name, only_mutate, test selection, file whose mutants to run ("all"
     done > "$OUT/$name.survivors.txt"
 }
 
-phase base '["crossbar/devices/base.py"]' '["tests/physics/test_devices.py", "tests/physics/test_pin_devices.py", "tests/physics/test_mutants_devices.py", "tests/physics/test_update.py", "tests/physics/test_pin_update.py", "tests/unit/test_tile.py"]' "${BASE_LIST:-all}" &
-phase transfer '["crossbar/transfer.py"]' '["tests/physics", "tests/unit/test_tile.py"]' "${TRANSFER_LIST:-$src/benchmarks/results/mutmut_transfer_sample.txt}" &
+phase base '["crossbar/physics/devices/base.py"]' '["tests/physics/test_devices.py", "tests/physics/test_pin_devices.py", "tests/physics/test_mutants_devices.py", "tests/physics/test_update.py", "tests/physics/test_pin_update.py", "tests/unit/test_tile.py"]' "${BASE_LIST:-all}" &
+phase transfer '["crossbar/tiles/transfer.py"]' '["tests/physics", "tests/unit/test_tile.py"]' "${TRANSFER_LIST:-$src/benchmarks/results/mutmut_transfer_sample.txt}" &
 wait
 cd "$src"
 for n in base transfer; do

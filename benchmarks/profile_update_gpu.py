@@ -16,15 +16,17 @@ import bench_gpu  # noqa: E402  (the shared workloads)
 
 def main():
     import cupy as cp
-    from crossbar import AnalogTile, TileConfig, _cuda, pulses, rng
-    from crossbar.devices import ConstantStepDevice
+    from crossbar import AnalogTile, TileConfig
+    from crossbar.physics import pulses, rng
+    from crossbar.cuda import kernels as _cuda
+    from crossbar.physics.devices import ConstantStepDevice
     size, batch = 4096, 1024
     for dev in (ConstantStepDevice(dw_min_std=0.3), ConstantStepDevice(dw_min_std=0.0)):
         tile = AnalogTile(size, size, TileConfig(device=dev), seed=1, backend="cupy")
         for workload in ("mnist-like", "dense"):
             x, d, lr = bench_gpu.workload(cp, workload, batch, size)
             cfg, what = tile.config.update, "profile"
-            ctr, key = tile.device_counters["update"], tile.key
+            ctr, key = tile._counter("update"), tile.key
             dw = dev.granularity()
             nwords = max(math.ceil(pulses.max_train_length(lr, dw, cfg) / 31), 1)
             timings = {}

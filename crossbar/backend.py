@@ -40,7 +40,7 @@ def cupy_available() -> bool:
 
 
 #: ``(operation, backend) -> function``: implementations that a backend's module registers when it is imported (the
-#: GPU launchers in ``crossbar._cuda``), so the physics layers call them without importing the layer above
+#: GPU launchers in ``crossbar.cuda.kernels``), so the physics layers call them without importing the layer above
 _IMPLEMENTATIONS: dict = {}
 
 
@@ -81,6 +81,11 @@ def get_xp(backend: str) -> types.ModuleType:
     if backend == "cupy":
         return _cupy()
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def capturing(backend: str) -> bool:
+    """True while a CUDA graph is being captured on ``backend``'s current stream (never on 'numpy')."""
+    return backend == "cupy" and _cupy().cuda.get_current_stream().is_capturing()
 
 
 def backend_of(array) -> str:

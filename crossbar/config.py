@@ -14,10 +14,10 @@ device) and ``*_std`` (cycle to cycle) are relative unless a field says otherwis
 
 Defaults follow the values a user of IBM's aihwkit 1.1 sees from Python (its ``UpdateParameters``,
 ``IOParameters`` and device dataclasses; where its C++ defaults differ, the Python ones win). The classes
-here: :class:`UpdateParameters` (how an update becomes pulses, :mod:`crossbar.pulses`), :class:`IOParameters`
-(the non-idealities of one MVM direction, :mod:`crossbar.io`), :class:`DriftParameter` (power-law drift of
-pulsed devices, :mod:`crossbar.devices.base`) and :class:`TileConfig` (device + forward + backward + update);
-device configs live in :mod:`crossbar.devices`, compound ones in :mod:`crossbar.transfer`.
+here: :class:`UpdateParameters` (how an update becomes pulses, :mod:`crossbar.physics.pulses`), :class:`IOParameters`
+(the non-idealities of one MVM direction, :mod:`crossbar.physics.io`), :class:`DriftParameter` (power-law drift of
+pulsed devices, :mod:`crossbar.physics.devices.base`) and :class:`TileConfig` (device + forward + backward + update);
+device configs live in :mod:`crossbar.physics.devices`, compound ones in :mod:`crossbar.tiles.transfer`.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class _StrEnum(str, enum.Enum):
 
 
 class PulseType(_StrEnum):
-    """How an update becomes pulses (see :mod:`crossbar.pulses`)."""
+    """How an update becomes pulses (see :mod:`crossbar.physics.pulses`)."""
 
     STOCHASTIC_COMPRESSED = "stochastic_compressed"
     DETERMINISTIC_IMPLICIT = "deterministic_implicit"
@@ -236,7 +236,7 @@ class PulseType(_StrEnum):
 
 
 class NoiseManagement(_StrEnum):
-    """Input scaling alpha of an MVM, per sample (see :mod:`crossbar.io`)."""
+    """Input scaling alpha of an MVM, per sample (see :mod:`crossbar.physics.io`)."""
 
     NONE = "none"
     ABS_MAX = "abs_max"
@@ -247,7 +247,7 @@ class NoiseManagement(_StrEnum):
 
 
 class BoundManagement(_StrEnum):
-    """Output saturation handling of the forward MVM: retry with halved inputs (see :mod:`crossbar.io`)."""
+    """Output saturation handling of the forward MVM: retry with halved inputs (see :mod:`crossbar.physics.io`)."""
 
     NONE = "none"
     ITERATIVE = "iterative"
@@ -255,7 +255,7 @@ class BoundManagement(_StrEnum):
 
 
 class WeightNoiseType(_StrEnum):
-    """Weight (read) noise added to the MVM output (see :mod:`crossbar.io`)."""
+    """Weight (read) noise added to the MVM output (see :mod:`crossbar.physics.io`)."""
 
     NONE = "none"
     ADDITIVE_CONSTANT = "additive_constant"
@@ -313,7 +313,7 @@ class IOParameters(Config):
 
 @config
 class UpdateParameters(Config):
-    """How ``update(x, d, lr)`` is turned into pulses (the model: :mod:`crossbar.pulses`)."""
+    """How ``update(x, d, lr)`` is turned into pulses (the model: :mod:`crossbar.physics.pulses`)."""
 
     desired_bl: int = param(31, "pulse-train length BL (the maximum when update_bl_management is on)",
                             lo=1, hi=1024, integer=True)
@@ -336,7 +336,7 @@ class UpdateParameters(Config):
 @config
 class DriftParameter(Config):
     """Power-law drift of pulsed devices between updates, ``w = w0 (t/t0)^-nu`` (the full rule:
-    :mod:`crossbar.devices.base`, :meth:`crossbar.tile.AnalogTile.drift`)."""
+    :mod:`crossbar.physics.devices.base`, :meth:`crossbar.tiles.tile.AnalogTile.drift`)."""
 
     nu: float = param(0.0, "mean drift exponent (0 = off)", lo=0)
     nu_dtod: float = param(0.0, "relative device-to-device spread of nu", lo=0)
@@ -357,8 +357,8 @@ DEVICE_MODELS: dict = {}
 
 
 class DeviceConfig(Config):
-    """Base of what sits at each cross-point of a tile: a device model (``crossbar.devices``) or a compound of
-    several devices (``crossbar.transfer``). :class:`TileConfig` accepts any subclass.
+    """Base of what sits at each cross-point of a tile: a device model (``crossbar.physics.devices``) or a compound of
+    several devices (``crossbar.tiles.transfer``). :class:`TileConfig` accepts any subclass.
 
     A class that sets ``cli_name`` in its own body is registered in :data:`DEVICE_MODELS` when it is defined:
     ``--device NAME`` of the command-line jobs and ``crossbar.presets.DEVICES`` then know it with no other edit.
@@ -401,7 +401,7 @@ class TileConfig(Config):
     def validate(self):
         if not isinstance(self.device, DeviceConfig):
             self._fail("device", self.device, f"a device config (a PulsedDevice, IdealDevice or a compound from "
-                       f"crossbar.transfer), got {type(self.device).__name__}")
+                       f"crossbar.tiles.transfer), got {type(self.device).__name__}")
         for name, cls in (("forward", IOParameters), ("backward", IOParameters), ("update", UpdateParameters)):
             value = getattr(self, name)
             if not isinstance(value, cls):

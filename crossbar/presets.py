@@ -16,8 +16,8 @@ from __future__ import annotations
 import collections
 
 from .config import DEVICE_MODELS, BoundManagement, IOParameters, NoiseManagement, TileConfig, UpdateParameters
-from .devices import ConstantStepDevice, ExpStepDevice, LinearStepDevice, SoftBoundsReferenceDevice
-from .transfer import ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound, TransferCompound
+from .physics.devices import ConstantStepDevice, ExpStepDevice, LinearStepDevice, SoftBoundsReferenceDevice
+from .tiles.transfer import ChoppedTransferCompound, DynamicTransferCompound, MixedPrecisionCompound, TransferCompound
 
 
 def preset_io() -> IOParameters:

@@ -6,7 +6,7 @@ every traced device) and, with matplotlib installed (``pip install "crossbar-sim
 traces and the mean up and down step size versus the weight.
 
 The command line, the CSV and the plot; the physics (:func:`pulse_response`, :func:`step_statistics`, re-exported
-here) is in :mod:`crossbar.characterize`.
+here) is in :mod:`crossbar.tiles.characterize`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from . import presets
-from .characterize import pulse_directions, pulse_response, step_statistics  # noqa: F401 (re-exported)
+from .tiles.characterize import pulse_directions, pulse_response, step_statistics  # noqa: F401 (re-exported)
 from .cli import Figure, int_type, output_dir_error, seed_type
-from .devices import PulsedDevice
+from .physics.devices import PulsedDevice
 
 
 def _plot(path, name, directions, trace, stats):

@@ -1,7 +1,7 @@
 """Models on top of the crossbar physics: a minimal autograd, layers, optimizers, checkpoints and data.
 
 ``models.autograd`` is a define-by-run reverse-mode autograd on raw NumPy/CuPy arrays; ``models.layers``
-holds ``Linear``, ``AnalogLinear`` (an :class:`~crossbar.tile.AnalogTile`), activations, ``Sequential`` and
+holds ``Linear``, ``AnalogLinear`` (an :class:`~crossbar.tiles.tile.AnalogTile`), activations, ``Sequential`` and
 the losses; ``models.optim`` the optimizers (``SGD``, ``AnalogSGD``) and learning-rate schedules;
 ``models.checkpoint`` plain-array checkpoints; ``models.data`` reads IDX files (MNIST ships with the package
 in ``models/datasets/mnist/``); ``python -m models.mnist`` is the main job. Dependencies point one way:

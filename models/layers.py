@@ -1,7 +1,7 @@
 """Layers on top of the autograd: digital ``Linear``, ``AnalogLinear`` (an AnalogTile), activations, losses.
 
 A ``Module`` holds parameters (``Tensor`` attributes that require grad), child modules and, for analog
-layers, an :class:`~crossbar.tile.AnalogTile`. Its ``state_dict()`` is a flat ``{name: numpy array}``
+layers, an :class:`~crossbar.tiles.tile.AnalogTile`. Its ``state_dict()`` is a flat ``{name: numpy array}``
 (plain arrays only, so checkpoints never need pickle).
 
 The analog layer contract. ``AnalogLinear`` computes ``y = tile.forward(x)``; in
@@ -24,10 +24,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from crossbar import rng
+from crossbar.physics import rng
 from crossbar.backend import get_xp, to_backend, to_numpy
 from crossbar.config import Config, TileConfig
-from crossbar.transfer import make_tile
+from crossbar.tiles.transfer import make_tile
 
 from .autograd import Array, Function, Tensor, xp_of
 
@@ -299,7 +299,7 @@ class AnalogLinear(Module):
         backend: 'numpy' or 'cupy'.
 
     Attributes:
-        tile: the :class:`~crossbar.tile.AnalogTile`, shape ``(out, in + 1)`` with an analog bias (its last
+        tile: the :class:`~crossbar.tiles.tile.AnalogTile`, shape ``(out, in + 1)`` with an analog bias (its last
             column is the bias), else ``(out, in)``.
         bias: the digital bias ``Tensor`` when ``digital_bias``, else None.
         pending: ``(x, d)`` pairs recorded by backward and not yet applied by the optimizer.

@@ -52,10 +52,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from crossbar import rng
+from crossbar.physics import rng
 from crossbar.backend import BACKENDS, get_xp, resolve_backend
 from crossbar.config import TileConfig
-from crossbar.devices import PulsedDevice
+from crossbar.physics.devices import PulsedDevice
 from crossbar.presets import ALGORITHMS, DEVICES, build_config, tile_config
 from crossbar.presets import device as preset_device
 from crossbar.cli import int_type, output_dir_error, seed_type

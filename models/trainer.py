@@ -23,12 +23,11 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from crossbar.backend import array_module
+from crossbar.backend import array_module, implementation
 from crossbar.cli import Figure
 
 from .autograd import Array, Tensor, no_grad
 from .checkpoint import save_training, write_text_atomic
-from .graph import GraphEpoch
 from .layers import Module, nll_loss
 from .optim import LRScheduler, Optimizer
 
@@ -170,8 +169,9 @@ class Trainer:
         self.history: list[dict] = []
         self.points: list = []  # [epoch position, mean training loss since the previous point]
         self.epoch, self.step0, self.loss_sum, self.seconds0 = 0, 0, 0.0, 0.0
-        # on the GPU, full batches replay one captured step (which gathers its own batch); see models/graph.py
-        self.runner = GraphEpoch(train_step, model, optimizer, self.xp, self.x_train, self.y_train, batch) \
+        # on the GPU, full batches replay one captured step (which gathers its own batch); see crossbar/cuda/graph.py
+        runner = implementation("graph_epoch", "cupy")
+        self.runner = runner(train_step, model, optimizer, self.xp, self.x_train, self.y_train, batch) \
             if graph else None
 
     def resume(self, meta: dict, loss_sum: float) -> None:

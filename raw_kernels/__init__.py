@@ -1,1 +1,1 @@
-"""CUDA sources of crossbar, compiled at run time by CuPy (NVRTC). Only crossbar/_cuda.py reads them."""
+"""CUDA sources of crossbar, compiled at run time by CuPy (NVRTC). Only crossbar/cuda/kernels.py reads them."""

@@ -7,7 +7,7 @@
 //                      uint32 word with the sign of the line in bit 31 of word 0
 //   pulsed_update<D>   per weight: loop over the samples in order, n = popc(x & d), apply the device rule
 // Sample numbers are read from a device counter (ctr[0] = the tile's running sample count), so a captured
-// CUDA graph replays with fresh random numbers; counter_add advances it after the update.
+// CUDA graph replays with fresh random numbers; the tile advances it after the update.
 #include "philox.cuh"
 #include "devices.cuh"
 
@@ -114,8 +114,6 @@ extern "C" __global__ void pulse_trains(const float* __restrict__ v, int size, i
   words[base + (long long)cur_word * size] = cur;
   for (int k = cur_word + 1; k < nwords; ++k) words[base + (long long)k * size] = 0u;
 }
-
-extern "C" __global__ void counter_add(unsigned long long* ctr, unsigned long long n) { ctr[0] += n; }
 
 __device__ __forceinline__ float pick(const float z[4], uint32_t k) {
   // z[k] without dynamic indexing (which would put z in local memory)

@@ -1,7 +1,7 @@
 """Compound tiles on the GPU (fused transfers) equal the independent sequential reference, bit for bit.
 
 The reference (``tests/physics/test_transfer_reference.py``) is a per-sample NumPy loop written from the
-formulas; it shares no code with ``crossbar/transfer.py`` and draws the same named random numbers.
+formulas; it shares no code with ``crossbar/tiles/transfer.py`` and draws the same named random numbers.
 """
 
 import sys
@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import crossbar.devices as D
-from crossbar import make_tile, rng
+import crossbar.physics.devices as D
+from crossbar import make_tile
+from crossbar.physics import rng
 from crossbar.presets import build_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "physics"))
@@ -82,7 +83,7 @@ def test_fused_path_is_taken_for_the_chopped_family():
 
 def test_graph_replay_of_a_c_ttv2_model_equals_eager():
     import cupy
-    from models.graph import GraphStep
+    from crossbar.cuda.graph import GraphStep
     from models.layers import AnalogLinear, LogSoftmax, Sequential, Sigmoid
     from models.trainer import train_step
     from models.optim import AnalogSGD

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import crossbar.devices as D
-from crossbar import AnalogTile, TileConfig, UpdateParameters, rng
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, TileConfig, UpdateParameters
+from crossbar.physics import rng
 
 pytestmark = pytest.mark.gpu
 F32 = np.float32
@@ -116,7 +117,7 @@ def test_gpu_update_matches_numpy_random_shapes(out_size, in_size, batch, seed, 
 
 def test_gpu_philox_and_normals_are_bit_identical():
     import cupy
-    from crossbar import _cuda
+    from crossbar.cuda import kernels as _cuda
     c0 = np.arange(100_000, dtype=np.uint32)
     key = rng.seed_key(12)
     words = _cuda.philox_words(key, cupy.asarray(c0), 7, 3, rng.Stream.OUT_NOISE)
@@ -127,7 +128,7 @@ def test_gpu_philox_and_normals_are_bit_identical():
 
 def test_kat_vectors_on_gpu():
     import cupy
-    from crossbar import _cuda
+    from crossbar.cuda import kernels as _cuda
     out = _cuda.philox_words((0xA4093822, 0x299F31D0), cupy.asarray([0x243F6A88], dtype=np.uint32), 0x85A308D3,
                              0x13198A2E, 0x03707344)
     assert cupy.asnumpy(out).ravel().tolist() == [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from crossbar import rng
+from crossbar.physics import rng
 from models.autograd import Tensor
 from models.checkpoint import CheckpointError, load_checkpoint, load_training, save_checkpoint, save_training
 from models.layers import AnalogLinear, Linear, Sequential, Sigmoid, cross_entropy

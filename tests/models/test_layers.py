@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from crossbar import IOParameters, TileConfig, rng
-from crossbar.devices import ConstantStepDevice, IdealDevice
+from crossbar import IOParameters, TileConfig
+from crossbar.physics import rng
+from crossbar.physics.devices import ConstantStepDevice, IdealDevice
 from models.autograd import Tensor
 from models.layers import (AnalogLinear, Linear, LogSoftmax, ReLU, Sequential, Sigmoid, Tanh, cross_entropy,
                            mse_loss, nll_loss, uniform_init)

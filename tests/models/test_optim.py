@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from crossbar import TileConfig, rng
-from crossbar.devices import ConstantStepDevice, IdealDevice
+from crossbar import TileConfig
+from crossbar.physics import rng
+from crossbar.physics.devices import ConstantStepDevice, IdealDevice
 from models.autograd import Tensor
 from models.layers import AnalogLinear, Linear, Sequential, Sigmoid, cross_entropy
 from models.optim import SGD, AnalogSGD, ConstantLR, MultiStepLR, StepLR

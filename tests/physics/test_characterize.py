@@ -1,4 +1,4 @@
-"""crossbar.characterize against independent references: the pulse-response trace of a known device and the
+"""crossbar.tiles.characterize against independent references: the pulse-response trace of a known device and the
 Gaussian-kernel step statistics, computed here by a plain loop over the nodes."""
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from crossbar.characterize import pulse_directions, pulse_response, step_statistics
-from crossbar.devices import ConstantStepDevice, SoftBoundsDevice
+from crossbar.tiles.characterize import pulse_directions, pulse_response, step_statistics
+from crossbar.physics.devices import ConstantStepDevice, SoftBoundsDevice
 
 QUIET = dict(dw_min_std=0.0, dw_min_dtod=0.0, up_down_dtod=0.0, w_max_dtod=0.0, w_min_dtod=0.0)
 

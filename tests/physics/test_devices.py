@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import crossbar.devices as D
-from crossbar import rng
-from crossbar.devices.soft_bounds_reference import symmetry_point
+import crossbar.physics.devices as D
+from crossbar.physics import rng
+from crossbar.physics.devices.soft_bounds_reference import symmetry_point
 
 F32 = np.float32
 SHAPE = (6, 7)
@@ -68,7 +68,7 @@ def test_weights_never_leave_the_bounds(cls, data):
 
 
 def expected_step(dev, g, up, p):
-    """The deterministic step of each device model (the step laws of the ``crossbar.devices`` module docstrings)
+    """The deterministic step of each device model (the step laws of the ``crossbar.physics.devices`` module docstrings)
     in float64, written independently of the package."""
     g, q = g.astype(np.float64), {k: v.astype(np.float64) for k, v in p.items()}
     bu, bd, du, dd = q["max_bound"], q["min_bound"], q["dwmin_up"], q["dwmin_down"]

@@ -1,6 +1,6 @@
-"""Device-config behaviours that mutation testing (mutmut, ``crossbar/devices``) found unpinned.
+"""Device-config behaviours that mutation testing (mutmut, ``crossbar/physics/devices``) found unpinned.
 
-Expectations come from the documented parameter ranges and gates of ``crossbar/devices``; each test names
+Expectations come from the documented parameter ranges and gates of ``crossbar/physics/devices``; each test names
 the mutant(s) it kills. (The registered step functions themselves carry a decorator and are not mutated
 by mutmut 3; tests/physics/test_pin_devices.py pins them.)
 """
@@ -8,10 +8,11 @@ by mutmut 3; tests/physics/test_pin_devices.py pins them.)
 import numpy as np
 import pytest
 
-import crossbar.devices as D
-from crossbar import AnalogTile, TileConfig, UpdateParameters, rng
-from crossbar.devices import base
-from crossbar.pulses import Events
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, TileConfig, UpdateParameters
+from crossbar.physics import rng
+from crossbar.physics.devices import base
+from crossbar.physics.pulses import Events
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -59,7 +60,7 @@ def test_exp_step_granularity_falls_back_to_dw_min_without_a_down_step():
 
 def test_soft_bounds_symmetry_point_is_zero_where_undefined():
     import numpy as np
-    from crossbar.devices.soft_bounds_reference import symmetry_point
+    from crossbar.physics.devices.soft_bounds_reference import symmetry_point
     # den = dup / b+ - ddn / b- = 0.1 / 1 - 0.2 / 2 = 0 with num = -0.1: undefined, so 0 (and no warning)
     p = {k: np.array([v]) for k, v in dict(dwmin_up=0.1, dwmin_down=0.2, max_bound=1.0, min_bound=2.0).items()}
     assert symmetry_point(p).tolist() == [0.0]
@@ -67,7 +68,7 @@ def test_soft_bounds_symmetry_point_is_zero_where_undefined():
 
 def test_soft_bounds_reference_with_zero_bounds_or_stuck_devices_stays_finite():
     import numpy as np
-    from crossbar import rng
+    from crossbar.physics import rng
     # a zero upper bound and stuck devices (zero steps) must give finite bounds without a division warning
     for dev in (D.SoftBoundsReferenceDevice(w_max=0.0, w_max_dtod=0.0),
                 D.SoftBoundsReferenceDevice(corrupt_devices_prob=1.0)):
@@ -77,7 +78,7 @@ def test_soft_bounds_reference_with_zero_bounds_or_stuck_devices_stays_finite():
 
 def test_pow_step_reference_estimation_steps():
     import numpy as np
-    from crossbar import rng
+    from crossbar.physics import rng
     key = rng.seed_key(3, 1)
     base = dict(pow_gamma_dtod=0.0, subtract_symmetry_point=True, dw_min_dtod=0.0, up_down=0.2, w_max_dtod=0.0,
                 w_min_dtod=0.0, up_down_dtod=0.0)
@@ -102,7 +103,7 @@ def test_linear_step_reversal_needs_multiplicative_noise():
 
 def test_linear_step_zero_reference_gives_zero_slope():
     import numpy as np
-    from crossbar import rng
+    from crossbar.physics import rng
     # a reference point at 0 (w_max = 0 or w_min = 0 with mean-bound references) has no slope: 0, finite,
     # without a division warning; the other side keeps -gamma dwmin / reference
     for kw, zero in ((dict(w_max=0.0), "slope_up"), (dict(w_min=0.0), "slope_down")):

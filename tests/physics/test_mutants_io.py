@@ -1,14 +1,15 @@
-"""MVM behaviours that mutation testing (mutmut, ``crossbar/io.py``) found unpinned.
+"""MVM behaviours that mutation testing (mutmut, ``crossbar/physics/io.py``) found unpinned.
 
-Expectations are written from the model in ``crossbar/io.py``'s module docstring (the aihwkit 1.1 MVM pipeline),
+Expectations are written from the model in ``crossbar/physics/io.py``'s module docstring (the aihwkit 1.1 MVM pipeline),
 computed here in float64 by hand; each test names the mutant(s) it kills.
 """
 
 import numpy as np
 import pytest
 
-from crossbar import IOParameters, rng
-from crossbar.io import mvm, quant_step, read_vectors, sample_io_state
+from crossbar import IOParameters
+from crossbar.physics import rng
+from crossbar.physics.io import mvm, quant_step, read_vectors, sample_io_state
 
 F32 = np.float32
 #: every effect off: no noise, no quantisation, no noise or bound management, unbounded output

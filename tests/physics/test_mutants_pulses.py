@@ -1,13 +1,13 @@
-"""Pulse-count behaviours that mutation testing (mutmut, ``crossbar/pulses.py``) found unpinned.
+"""Pulse-count behaviours that mutation testing (mutmut, ``crossbar/physics/pulses.py``) found unpinned.
 
-Each test states its expectation from the documented semantics of ``crossbar/pulses.py`` (module docstring;
+Each test states its expectation from the documented semantics of ``crossbar/physics/pulses.py`` (module docstring;
 Gokmen & Vlasov 2016 and aihwkit 1.1), computed here by hand, and names the mutant(s) it kills.
 """
 
 import numpy as np
 import pytest
 
-from crossbar import pulses, rng
+from crossbar.physics import pulses, rng
 from crossbar.config import UpdateParameters
 
 F32 = np.float32

@@ -1,4 +1,4 @@
-"""Compound-tile behaviours that mutation testing (mutmut, ``crossbar/transfer.py``) found unpinned.
+"""Compound-tile behaviours that mutation testing (mutmut, ``crossbar/tiles/transfer.py``) found unpinned.
 
 Each test names the mutant(s) it kills; expectations come from the documented behaviour of the compound tiles
 (the seed of a tile, checkpoint contents, delegation of the device operations, validation of the configs).
@@ -7,11 +7,12 @@ Each test names the mutant(s) it kills; expectations come from the documented be
 import numpy as np
 import pytest
 
-import crossbar.devices as D
+import crossbar.physics.devices as D
 from crossbar import (AnalogTile, BufferedTransferCompound, ChoppedTransferCompound, DriftParameter,
-                      DynamicTransferCompound, IOParameters, MixedPrecisionCompound,
-                      TileConfig, TransferCompound, UpdateParameters, make_tile, rng)
-from crossbar.transfer import MixedPrecisionTile, TransferTile
+                      DynamicTransferCompound, IOParameters, MixedPrecisionCompound, TileConfig, TransferCompound,
+                      UpdateParameters, make_tile)
+from crossbar.physics import rng
+from crossbar.tiles.transfer import MixedPrecisionTile, TransferTile
 
 F32 = np.float32
 QUIET_IO = IOParameters(noise_management="none", bound_management="none")

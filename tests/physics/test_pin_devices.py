@@ -2,9 +2,9 @@
 
 The reference below is written from the device equations (Gokmen & Vlasov 2016 for the pulsed step; the
 incumbent aihwkit 1.1's device models for the step laws, device-to-device sampling and periodic operations)
-and shares no helper with ``crossbar.devices``: it re-derives the hidden parameters from the config and the
+and shares no helper with ``crossbar.physics.devices``: it re-derives the hidden parameters from the config and the
 named device-to-device normals, applies pulses with its own step laws, and replays decay, diffusion, reset,
-drift and write noise from the tile's named draws. Only ``crossbar.rng`` (Philox, checked against the
+drift and write noise from the tile's named draws. Only ``crossbar.physics.rng`` (Philox, checked against the
 Random123 known-answer vectors) is shared, to name the same random numbers.
 
 Three observations of a device config are compared, code against reference:
@@ -27,8 +27,9 @@ import zlib
 import numpy as np
 import pytest
 
-import crossbar.devices as D
-from crossbar import AnalogTile, DriftParameter, IOParameters, TileConfig, UpdateParameters, rng
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, DriftParameter, IOParameters, TileConfig, UpdateParameters
+from crossbar.physics import rng
 from crossbar.config import Config
 
 F32 = np.float32

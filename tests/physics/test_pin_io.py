@@ -1,11 +1,11 @@
 """Every field of ``IOParameters`` pinned against an independent float64 reference of the analog MVM.
 
-The reference below (``ref_mvm``) is written from the MVM model of ``crossbar/io.py``'s module docstring
+The reference below (``ref_mvm``) is written from the MVM model of ``crossbar/physics/io.py``'s module docstring
 (noise management, the bound-management loop and its stop rule, DAC, input noise and asymmetry, IR drop,
 voltage offsets and series resistance, weight noise, output nonlinearity and slope calibration, output
-asymmetry and noise, ADC, clip, rescale) in float64. It shares no helper with ``crossbar.io``: it derives
+asymmetry and noise, ADC, clip, rescale) in float64. It shares no helper with ``crossbar.physics.io``: it derives
 the per-line parameters from the named device-to-device normals itself and maps resolutions to steps
-itself. Only ``crossbar.rng`` (Philox) is shared, to regenerate the draws that the code names (key, element,
+itself. Only ``crossbar.physics.rng`` (Philox) is shared, to regenerate the draws that the code names (key, element,
 sample, ``c2 = 2 round + transposed``, stream), so that a noisy MVM can be compared value by value.
 
 The code is exercised through ``AnalogTile.forward`` and ``AnalogTile.backward`` (an ideal device, so the
@@ -37,8 +37,9 @@ import zlib
 import numpy as np
 import pytest
 
-from crossbar import AnalogTile, IOParameters, TileConfig, rng
-from crossbar.devices import IdealDevice
+from crossbar import AnalogTile, IOParameters, TileConfig
+from crossbar.physics import rng
+from crossbar.physics.devices import IdealDevice
 
 F32 = np.float32
 S = rng.Stream
@@ -68,7 +69,7 @@ def step_of(res, bound):
 
 
 def ref_lines(cfg, size, transposed, seed=SEED):
-    """Per-output-line sigma_i, n_i, v_i and the slope-calibration factor f (the ``crossbar.io`` formulas)."""
+    """Per-output-line sigma_i, n_i, v_i and the slope-calibration factor f (the ``crossbar.physics.io`` formulas)."""
     key = rng.seed_key(seed, 3 if transposed else 2)
     suffix = "_bwd" if transposed else ""
     bound = cfg.out_bound if cfg.out_bound > 0 else 1.0
@@ -113,7 +114,7 @@ def quantise(v, step, u, tie_width):
 
 
 def ref_round(W, x, div, cfg, lines, key, s0, c2):
-    """One pass of every sample through DAC, crossbar and periphery (the order of ``crossbar.io``), float64.
+    """One pass of every sample through DAC, crossbar and periphery (the order of ``crossbar.physics.io``), float64.
 
     Returns the clipped outputs, the exceeded flags, the samples whose flag sits at the bound, the
     samples with a DAC rounding tie and the outputs with an ADC rounding tie."""

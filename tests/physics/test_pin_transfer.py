@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-import crossbar.devices as D
+import crossbar.physics.devices as D
 from crossbar import (BufferedTransferCompound, ChoppedTransferCompound, DynamicTransferCompound, IOParameters,
                       MixedPrecisionCompound, TileConfig, TransferCompound, UpdateParameters)
 from test_transfer_reference import NOISY_IO, quiet_pair, run_pair, run_reference

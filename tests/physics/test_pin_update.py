@@ -1,18 +1,18 @@
 """Every field of ``UpdateParameters`` and ``DriftParameter`` pinned against an independent float64 reference.
 
-Update (as ``crossbar/pulses.py`` documents it). The reference below computes the
+Update (as ``crossbar/physics/pulses.py`` documents it). The reference below computes the
 pulse-train length BL and the probability scales A (for d) and B (for x) of update management, the
 probabilities ``p_x = B |x|``, ``p_d = A |d|`` with their discretisation (``res``, ``sto_round``), the
 deterministic pulse counts (MEAN_COUNT, DETERMINISTIC_IMPLICIT) and the floating-point updates (NONE,
-NONE_WITH_DEVICE) from the formulas, in float64, sharing no helper with ``crossbar.pulses``. The code is
+NONE_WITH_DEVICE) from the formulas, in float64, sharing no helper with ``crossbar.physics.pulses``. The code is
 observed through ``pulses.update_management``, ``pulses.probabilities``, ``pulses.coincidences`` and
 ``AnalogTile.update``.
 
-Drift (``AnalogTile.drift``, documented in ``crossbar/devices/base.py``). The reference replays
+Drift (``AnalogTile.drift``, documented in ``crossbar/physics/devices/base.py``). The reference replays
 ``w = w0 max(T - t_ij, 1)^-nu + a (f - 1)`` with its clock restarts, the conductance dependence of nu and the
 additive noise, from the device-to-device normal of nu and the drift draws named by the tile's operation counter.
 
-Only ``crossbar.rng`` is shared, to regenerate named draws (the stochastic rounding of probabilities,
+Only ``crossbar.physics.rng`` is shared, to regenerate named draws (the stochastic rounding of probabilities,
 drift noise). Each check sets its field away from the default in a scenario where it acts, asserts code ==
 reference (float32 rounding: ``|code - ref| <= 2e-6 |ref| + 1e-6 max|ref|``; integer counts exactly), and
 asserts that the reference moves by more than 20 tolerances when the field takes its default or is changed
@@ -28,8 +28,9 @@ import zlib
 import numpy as np
 import pytest
 
-import crossbar.devices as D
-from crossbar import AnalogTile, DriftParameter, IOParameters, TileConfig, UpdateParameters, pulses, rng
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, DriftParameter, IOParameters, TileConfig, UpdateParameters
+from crossbar.physics import pulses, rng
 
 F32 = np.float32
 S = rng.Stream

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-import crossbar.devices as D
+import crossbar.physics.devices as D
 from crossbar import (BufferedTransferCompound, ChoppedTransferCompound, DynamicTransferCompound, IOParameters,
-                      MixedPrecisionCompound, TileConfig, TransferCompound, UpdateParameters, make_tile, rng)
+                      MixedPrecisionCompound, TileConfig, TransferCompound, UpdateParameters, make_tile)
+from crossbar.physics import rng
 from crossbar.presets import ALGORITHMS, build_config
 
 F32 = np.float32

@@ -5,7 +5,7 @@
 :class:`MixedPrecisionReference` (``MixedPrecisionCompound``) are plain per-sample Python loops written from
 the algorithms' formulas (Gokmen & Haensch 2020; Gokmen 2021; Rasch et al. 2023; Nandakumar et al. 2020; the
 incumbent aihwkit 1.1's CPU devices): one vector update of A, then every transfer that is due, one line at a
-time, one buffer element at a time. They share no code with ``crossbar/transfer.py``: gamma vectors,
+time, one buffer element at a time. They share no code with ``crossbar/tiles/transfer.py``: gamma vectors,
 periods, learning rates, thresholds, chopper flips, running means, the warm-up and the quantiser are all
 computed here. What they do use:
 
@@ -13,7 +13,7 @@ computed here. What they do use:
   elsewhere): a transfer read of line ``c`` is ``A.forward(e_c)`` (``A.backward(e_r)`` for rows) on a tile
   whose forward and backward IO is the transfer IO (a one-hot MVM is the stored column times the DAC level
   of 1, plus the periphery), and each written vector is one sample of the receiving tile's ``update``;
-* :mod:`crossbar.rng` to draw the same named random numbers as the code.
+* :mod:`crossbar.physics.rng` to draw the same named random numbers as the code.
 
 Conventions reproduced (they are naming conventions, not physics; reproducing them makes the comparison
 exact, bit for bit):
@@ -36,7 +36,7 @@ exact, bit for bit):
   arithmetic is float32 in the order of the formulas.
 
 Where the project deliberately differs from the incumbent's CPU code, the references follow the project's
-documented contract (``crossbar/transfer.py`` module docstring) and say so where it happens: the auto-scale
+documented contract (``crossbar/tiles/transfer.py`` module docstring) and say so where it happens: the auto-scale
 running maxima are updated once per batch with the batch mean of the per-sample maxima (as the incumbent's
 GPU engine); the ``1 / (m_x m_d)`` factor of the auto-scaled fast learning rate is applied to ``d`` (the same
 pulse probabilities in exact arithmetic); mixed precision accumulates a batch in one addition to chi and
@@ -51,10 +51,10 @@ import math
 import numpy as np
 import pytest
 
-import crossbar.devices as D
+import crossbar.physics.devices as D
 from crossbar import (AnalogTile, BufferedTransferCompound, ChoppedTransferCompound, DynamicTransferCompound,
-                      IOParameters, MixedPrecisionCompound, TileConfig, TransferCompound, UpdateParameters,
-                      make_tile, rng)
+                      IOParameters, MixedPrecisionCompound, TileConfig, TransferCompound, UpdateParameters, make_tile)
+from crossbar.physics import rng
 from crossbar.presets import build_config
 
 F32 = np.float32

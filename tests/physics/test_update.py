@@ -1,13 +1,14 @@
-"""Pulsed update statistics (the model of ``crossbar/pulses.py``) and the order semantics of applying pulses."""
+"""Pulsed update statistics (the model of ``crossbar/physics/pulses.py``) and the order semantics of applying pulses."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from scipy import stats
 
-import crossbar.devices as D
-from crossbar import AnalogTile, TileConfig, UpdateParameters, pulses, rng
-from crossbar.devices.base import apply_events
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, TileConfig, UpdateParameters
+from crossbar.physics import pulses, rng
+from crossbar.physics.devices.base import apply_events
 
 F32 = np.float32
 X = np.array([0.9, -0.45, 0.2, 0.05], F32)

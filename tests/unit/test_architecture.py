@@ -16,7 +16,7 @@ def test_import_contracts_are_kept(monkeypatch):
 
 def test_the_gpu_launchers_register_what_the_physics_layer_calls():
     # rng draws on CuPy arrays through the backend registry, not by importing the launchers (a layer above it)
-    import crossbar._cuda as gpu
+    import crossbar.cuda.kernels as gpu
     from crossbar.backend import implementation
     assert implementation("philox_arrays", "cupy") is gpu.philox_arrays
     assert implementation("random_rows", "cupy") is gpu.random_rows

@@ -7,7 +7,7 @@ import pytest
 
 import crossbar  # noqa: F401  (registers every config class)
 from crossbar.config import _REGISTRY, Config, IOParameters, TileConfig, UpdateParameters
-from crossbar.devices import PULSED_DEVICES, SoftBoundsPmaxDevice
+from crossbar.physics.devices import PULSED_DEVICES, SoftBoundsPmaxDevice
 
 
 def _bad_values(meta):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import crossbar.config as cfg
-import crossbar.devices as D
+import crossbar.physics.devices as D
 from crossbar import AnalogTile, TileConfig, presets
-from crossbar.devices.base import STEPS, PulsedDevice, clip_to_bounds, register_step, signed_step
+from crossbar.physics.devices.base import STEPS, PulsedDevice, clip_to_bounds, register_step, signed_step
 from models import mnist
 
 

@@ -1,4 +1,4 @@
-"""Tests of crossbar.io: the analog MVM with IO non-idealities.
+"""Tests of crossbar.physics.io: the analog MVM with IO non-idealities.
 
 Statistical checks use fixed keys (so they are deterministic) and sample sizes chosen so that, for a fresh
 key, a correct implementation would fail with probability far below 1e-6 (the margin is stated per test).
@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossbar import io, rng
+from crossbar.physics import io, rng
 from crossbar.config import IOParameters
-from crossbar.devices.base import d2d_normal
+from crossbar.physics.devices.base import d2d_normal
 
 F32 = np.float32
 KEY = rng.seed_key(1234, 7)
@@ -310,7 +310,7 @@ def test_sample_output_independent_of_batch(nm):
 # ---- deterministic non-idealities against float64 formulas ------------------------------------------
 
 def _reference(w, x, cfg, state):
-    """The MVM of the ``crossbar.io`` docstring in float64 for NM/BM off, no noise and no quantisation."""
+    """The MVM of the ``crossbar.physics.io`` docstring in float64 for NM/BM off, no noise and no quantisation."""
     w, x = w.astype(np.float64), x.astype(np.float64)
     xs = np.clip(x, -cfg.inp_bound, cfg.inp_bound)
     xs = np.where(xs < 0, xs * (1 - cfg.inp_asymmetry), xs)
@@ -402,7 +402,7 @@ def test_sample_io_state_formulas_and_directions():
 
 def test_bound_management_schedule():
     from crossbar.config import BoundManagement
-    from crossbar.io import bm_schedule
+    from crossbar.physics.io import bm_schedule
     # default: 7-bit DAC (step 2/126), max_bm_res 0.25 -> factors up to the first above 0.25 / step = 15.75
     assert bm_schedule(IOParameters(), transposed=False) == [(1.0, False), (2.0, False), (4.0, False), (8.0, False),
                                                              (16.0, False)]

@@ -17,8 +17,8 @@ def test_there_are_kernels():
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 @pytest.mark.parametrize("source", KERNELS, ids=lambda p: p.name)
 def test_kernel_compiles(source, tmp_path):
-    # the same options crossbar/_cuda.py gives NVRTC, for the architecture the project targets
-    from crossbar._cuda import OPTIONS
+    # the same options crossbar/cuda/kernels.py gives NVRTC, for the architecture the project targets
+    from crossbar.cuda.kernels import OPTIONS
     cmd = [NVCC, *OPTIONS, "-arch=sm_90", f"-I{source.parent}", "-c", str(source), "-o", str(tmp_path / "k.o")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crossbar import make_tile, presets
-from crossbar.devices import PulsedDevice, SoftBoundsDevice
+from crossbar.physics.devices import PulsedDevice, SoftBoundsDevice
 from crossbar.pulse_response import main, pulse_directions, pulse_response, step_statistics
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from crossbar import rng
+from crossbar.physics import rng
 
 KAT = [  # (counter, key, output) from Random123's kat_vectors (philox4x32, 10 rounds)
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),

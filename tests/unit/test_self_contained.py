@@ -139,7 +139,7 @@ def test_foreign_citation_detector_catches(line):
 
 
 @pytest.mark.parametrize("line", [
-    "crossbar.rng draws", "a physics module", "the README.md section", "my_rng.md", "shared memory",
+    "crossbar.physics.rng draws", "a physics module", "the README.md section", "my_rng.md", "shared memory",
 ])
 def test_foreign_citation_detector_ignores(line):
     assert foreign_citations(line) == []
@@ -147,13 +147,13 @@ def test_foreign_citation_detector_ignores(line):
 
 def test_cited_path_detector():
     text = ("run `python -m pytest tests/unit/test_nothing.py` and see [raw](results/gone.json#top)\n"
-            "`crossbar/pulses.py`, `tests/physics/test_pin_*.py`, `tests/physics/test_mutants_<module>.py`,\n"
+            "`crossbar/physics/pulses.py`, `tests/physics/test_pin_*.py`, `tests/physics/test_mutants_<module>.py`,\n"
             "`OUT=benchmarks/results/x.json`, `https://example.org/a.py`, `/tmp/a.json`, `$OUT/a.json`,\n"
-            "`benchmarks/results/readme_main_command_2026-12-04/`, `crossbar.devices`, `1/126`\n")
+            "`benchmarks/results/readme_main_command_2026-12-04/`, `crossbar.physics.devices`, `1/126`\n")
     assert cited_paths(text) == [(1, "tests/unit/test_nothing.py"), (1, "results/gone.json"),
-                                 (2, "crossbar/pulses.py"), (3, "benchmarks/results/x.json")]
-    present = {"crossbar/pulses.py", "benchmarks/results/gone.json"}
+                                 (2, "crossbar/physics/pulses.py"), (3, "benchmarks/results/x.json")]
+    present = {"crossbar/physics/pulses.py", "benchmarks/results/gone.json"}
     assert missing_paths(text, ("", "benchmarks"), present.__contains__) == [
         (1, "tests/unit/test_nothing.py"), (3, "benchmarks/results/x.json")]
     assert missing_paths("`../x/a.md`", ("",), lambda rel: True) == [(1, "../x/a.md")]  # leaves the repository
-    assert missing_paths("`../crossbar/io.py`", ("benchmarks",), {"crossbar/io.py"}.__contains__) == []
+    assert missing_paths("`../crossbar/physics/io.py`", ("benchmarks",), {"crossbar/physics/io.py"}.__contains__) == []

@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-import crossbar.devices as D
-from crossbar import AnalogTile, IOParameters, TileConfig, UpdateParameters, rng
+import crossbar.physics.devices as D
+from crossbar import AnalogTile, IOParameters, TileConfig, UpdateParameters
+from crossbar.physics import rng
 
 F32 = np.float32
 PERFECT = IOParameters(is_perfect=True)

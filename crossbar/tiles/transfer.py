@@ -44,7 +44,7 @@ DynamicTransfer and MixedPrecision compounds).
 
 Order semantics (both backends): the samples of a batch are applied to A in order; the transfers fall at
 exact sample boundaries (a transfer that is due after sample b reads A after samples <= b) and are applied in
-order. A transfer read is :func:`crossbar.io.read_vectors` of the stored column with the transfer IO
+order. A transfer read is :func:`crossbar.physics.io.read_vectors` of the stored column with the transfer IO
 (noise and bound management off); its noise is named by the read tile's forward counter, and each written
 vector is one sample of the receiving tile's update counter. The fast learning-rate auto-scaling of the
 chopped family updates its running input/gradient maxima once per batch (as the incumbent's GPU engine).
@@ -56,12 +56,12 @@ import math
 
 import numpy as np
 
-from . import _cuda, rng
-from .backend import to_backend, to_numpy
-from .config import DeviceConfig, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
-from .devices import PulsedDevice, SoftBoundsDevice
-from .io import read_vectors
-from .tile import AnalogTile
+from ..physics import rng
+from ..backend import capturing, to_backend, to_numpy
+from ..config import DeviceConfig, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
+from ..physics.devices import PulsedDevice, SoftBoundsDevice
+from ..physics.io import read_vectors
+from .tile import AnalogTile, update_inputs
 
 F32 = np.float32
 
@@ -301,10 +301,6 @@ class _CompoundTile(AnalogTile):
         self.transfer_io = tf
         self.state = {}  # compound state: plain arrays (checkpointed)
 
-    def _progress_tiles(self) -> list:
-        """This tile and its sub-tiles: every tile whose host counters a training step advances."""
-        return [self] + self.sub
-
     # the visible weight is derived from the sub-tiles
     def _refresh(self) -> None:
         raise NotImplementedError
@@ -495,7 +491,7 @@ class TransferTile(_CompoundTile):
     # ---- update -----------------------------------------------------------------------------------
     def update(self, x, d, lr: float):
         """Pulsed SGD on A, then the transfers that fall inside this batch, in order (module docstring)."""
-        x, d, lr = self._update_inputs(x, d, lr)
+        x, d, lr = update_inputs(self, x, d, lr)
         batch = x.shape[0]
         self._advance("update", batch)
         lr_a, scale = self._fast_lr(lr, x, d)  # the auto-scale maxima do not depend on the chopper signs
@@ -508,7 +504,7 @@ class TransferTile(_CompoundTile):
         if self._fused_ok(batch, periods[0]):
             self._update_fused(x, d, lr, lr_a, periods[0])
         else:
-            if self.backend == "cupy" and self.xp.cuda.get_current_stream().is_capturing():
+            if capturing(self.backend):
                 # the sequential path bakes host-side column indices into the kernels: a replay would be wrong
                 raise RuntimeError(f"{self!r}: this transfer schedule cannot be captured in a CUDA graph")
             t0 = periods[0]
@@ -607,12 +603,12 @@ class TransferTile(_CompoundTile):
         self.slices[0] = (start + count) % self.size
         self.sweeps += (start + count) // self.size
 
-    def replayed(self) -> None:
-        """A captured step with this tile's fused update was replayed (models/graph.py): the host-side
-        pointers advance as the eager step would have advanced them (the counters are advanced by the caller)."""
-        batch, count = self._replay
-        self._advance_pointers(count)
-        self.vec += batch
+    def replayed(self, count: int) -> None:
+        """``count`` captured steps with this tile's fused update were replayed (crossbar/cuda/graph.py): the
+        host-side pointers advance as the eager steps would have advanced them."""
+        batch, transfers = self._replay
+        self._advance_pointers(count * transfers)
+        self.vec += count * batch
 
     def _lines(self, k: int, n: int):
         """Device indices of the next ``n`` lines of device ``k`` to read, advancing its slice pointer."""
@@ -634,15 +630,9 @@ class TransferTile(_CompoundTile):
         """Transfer reads of the stored vectors ``(n, other)`` of device ``k`` (names from its read counter)."""
         t = self.sub[k]
         direction = "forward" if self.columns else "backward"
-        n = int(stored.shape[0])
-        ctr = None
-        if t.backend == "cupy":
-            ctr = t.device_counters[direction]
-        v = read_vectors(stored, self.transfer_io, t.key, t.counters[direction], transposed=not self.columns,
-                         state=t.io_state[direction], xp=self.xp, ctr=ctr)
-        t._advance(direction, n)
-        if ctr is not None:
-            _cuda.counter_add(ctr, n, f"{t!r} transfer read")
+        v = read_vectors(stored, self.transfer_io, t.key, 0, transposed=not self.columns,
+                         state=t.io_state[direction], xp=self.xp, ctr=t._counter(direction))
+        t._advance(direction, int(stored.shape[0]))
         return v
 
     def _write(self, k: int, lines, d, lr: float):
@@ -894,7 +884,7 @@ class MixedPrecisionTile(_CompoundTile):
         self.state["chi"][...] = 0
         self._refresh()
 
-    def _quantise(self, v, bins: int, sto: bool, c2: int, sample0: int):
+    def _quantise(self, v, bins: int, sto: bool, c2: int, ctr):
         if bins <= 0:
             return v
         xp = self.xp
@@ -903,17 +893,17 @@ class MixedPrecisionTile(_CompoundTile):
         width = xp.where(width > 0, width, F32(1))
         t = v / width
         if sto:
-            t = t + (rng.uniform_rows(self.key, rng.Stream.QUANT, v.shape[0], v.shape[1], sample0, c2, xp=xp)
+            t = t + (rng.uniform_rows(self.key, rng.Stream.QUANT, v.shape[0], v.shape[1], 0, c2, xp=xp, ctr=ctr)
                      - F32(0.5))
         return xp.clip(xp.rint(t), -half, half) * width
 
     def update(self, x, d, lr: float):
         """``chi += lr q(d)^T q(x)``; every ``transfer_every`` batches write ``trunc(chi / eps)`` row by row."""
-        x, d, lr = self._update_inputs(x, d, lr)
+        x, d, lr = update_inputs(self, x, d, lr)
         cc, st = self.cc, self.state
-        start = self._advance("update", x.shape[0])
-        qx = self._quantise(x, cc.n_x_bins, cc.stoc_round_x, 0, start)
-        qd = self._quantise(d, cc.n_d_bins, cc.stoc_round_d, 1, start)
+        qx = self._quantise(x, cc.n_x_bins, cc.stoc_round_x, 0, self._counter("update"))
+        qd = self._quantise(d, cc.n_d_bins, cc.stoc_round_d, 1, self._counter("update"))
+        self._advance("update", x.shape[0])
         st["chi"] += F32(lr) * (qd.T @ qx)
         self.batches += 1
         if self.batches % cc.transfer_every == 0:

@@ -32,7 +32,7 @@ import functools
 
 import numpy as np
 
-from .backend import implementation
+from ..backend import implementation
 
 M0, M1 = 0xD2511F53, 0xCD9E8D57
 W0, W1 = 0x9E3779B9, 0xBB67AE85
@@ -254,13 +254,12 @@ def normal_array(key, stream, shape, c1=0, c2=0, xp=np):
 
 def _rows(fn, key, stream, batch: int, size: int, sample0: int, c2, xp, ctr=None):
     """Per-sample draws: row ``b`` is named ``c1 = (sample0 + b) mod 2**32``, element ``e`` of the row
-    ``c0 = e // 4`` with word ``e % 4``. On CuPy a device counter ``ctr`` may hold ``sample0`` (then the
-    draws stay correct when a captured CUDA graph is replayed)."""
+    ``c0 = e // 4`` with word ``e % 4``. A ``(1,)`` counter array ``ctr`` adds ``ctr[0]`` to ``sample0`` (on the
+    GPU it is read in device memory, so the draws stay correct when a captured CUDA graph is replayed)."""
     if xp is not np:
-        gpu_rows = implementation("random_rows", "cupy")
-        if ctr is not None:
-            return gpu_rows(key, int(stream), batch, size, 0, int(c2), fn is normal, ctr=ctr)
-        return gpu_rows(key, int(stream), batch, size, int(sample0), int(c2), fn is normal)
+        return implementation("random_rows", "cupy")(key, int(stream), batch, size, int(sample0), int(c2),
+                                                     fn is normal, ctr=ctr)
+    sample0 = int(sample0) + (0 if ctr is None else int(ctr[0]))
     c0 = xp.arange((size + 3) // 4, dtype=xp.uint32)[None, :]
     c1 = ((int(sample0) + xp.arange(batch, dtype=xp.uint64)) & 0xFFFFFFFF)[:, None]
     vals = fn(key, stream, c0, c1, c2, xp)  # (4, batch, ceil(size / 4))

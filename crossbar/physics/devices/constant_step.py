@@ -7,10 +7,10 @@ Step law (one pulse, ``xi`` a fresh standard normal, weights in normalised units
     down: w <- clip(w - dwmin_down (1 + dw_min_std xi))
 
 where ``clip`` is to the element's hard bounds ``[min_bound, max_bound]``. Device-to-device variation is all
-in the shared fields (:mod:`crossbar.devices.base`): ``dwmin_up/down`` scatter around ``dw_min`` with
+in the shared fields (:mod:`crossbar.physics.devices.base`): ``dwmin_up/down`` scatter around ``dw_min`` with
 ``dw_min_dtod`` and the asymmetry ``up_down``/``up_down_dtod``, the bounds around ``w_min``/``w_max`` with
 ``w_min_dtod``/``w_max_dtod``. Cycle-to-cycle noise is ``dw_min_std`` relative to the step. Defaults: those of
-:class:`~crossbar.devices.base.PulsedDevice` (``dw_min = 0.001``, ``dw_min_dtod = 0.3``, ``dw_min_std = 0.3``,
+:class:`~crossbar.physics.devices.base.PulsedDevice` (``dw_min = 0.001``, ``dw_min_dtod = 0.3``, ``dw_min_std = 0.3``,
 bounds ``+-0.6`` with 30% spread). Granularity: ``dw_min``. No write noise.
 
 Summing: with ``dw_min_std <= 0.33`` the ``n`` same-sign pulses of one sample are applied in closed form,
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, register_step, signed_step
-from ..config import config
+from ...config import config
 
 
 @register_step

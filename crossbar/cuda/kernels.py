@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import pulses
-from .backend import get_xp, register
-from .config import BoundManagement, WeightNoiseType
-from .io import bm_schedule, quant_step
-from .rng import Stream
+from ..physics import io, pulses
+from ..backend import get_xp, register
+from ..config import BoundManagement, PulseType, WeightNoiseType
+from ..physics.io import bm_active, bm_schedule, quant_step
+from ..physics.rng import Stream
 
-KERNEL_DIR = Path(__file__).resolve().parents[1] / "raw_kernels"
+KERNEL_DIR = Path(__file__).resolve().parents[2] / "raw_kernels"
 OPTIONS = ("--std=c++17", "--fmad=false")
 #: seconds spent compiling (or loading from CuPy's disk cache) each module on first use, for benchmarks
 COMPILE_SECONDS: dict = {}
@@ -98,33 +98,9 @@ def blocks(n: int, block: int = _BLOCK) -> tuple:
     return (max(1, math.ceil(n / block)),)
 
 
-# ---- device counters -------------------------------------------------------------------------------
-def counter_add(ctr, n: int, what: str):
-    """``ctr[0] += n`` on the device (kept inside a captured graph, so replays advance the counter)."""
-    launch(kernel("pulses", "counter_add"), (1,), (1,), (ctr, np.uint64(n)), what)
-
-
 # ---- pulsed update ----------------------------------------------------------------------------------
-def flat_constants(dev) -> np.ndarray:
-    """The device's tile-wide constants in the order its CUDA step function reads them: scalars as they
-    are, each array preceded by its length."""
-    out = []
-    for v in dev.scalars().values():
-        v = np.asarray(v, np.float32)
-        if v.ndim:
-            out.append(np.float32(v.size))
-            out.extend(v.tolist())
-        else:
-            out.append(v)
-    return np.asarray(out, np.float32)
-
-
-def kernel_name(dev) -> str:
-    return f"pulsed_update_{dev.step_name}"
-
-
 def update_management(x, d, lr: float, dw: float, cfg, what: str):
-    """Per-sample BL and probability scales (twin of :func:`crossbar.pulses.update_management`)."""
+    """Per-sample BL and probability scales (twin of :func:`crossbar.physics.pulses.update_management`)."""
     cp = _cp()
     batch = x.shape[0]
     bl = cp.empty(batch, np.int32)
@@ -141,48 +117,44 @@ def pulse_trains(v, bl, scale, cfg, stream: int, round_c2: int, key, ctr, nwords
     cp = _cp()
     batch, size = v.shape
     words = cp.empty((batch, nwords, size), np.uint32)
-    args = (v, np.int32(size), np.int32(batch), bl, scale, np.float32(pulses.resolution(cfg.res)), np.int32(cfg.sto_round),
-            np.uint32(stream), np.uint32(round_c2), np.uint32(key[0]), np.uint32(key[1]), ctr, np.int32(nwords),
-            words)
+    args = (v, np.int32(size), np.int32(batch), bl, scale, np.float32(pulses.resolution(cfg.res)),
+            np.int32(cfg.sto_round), np.uint32(stream), np.uint32(round_c2), np.uint32(key[0]), np.uint32(key[1]),
+            ctr, np.int32(nwords), words)
     launch(kernel("pulses", "pulse_trains"), blocks(batch * size), (_BLOCK,), args, what)
     return words
 
 
-def pulsed_update(tile, x, d, lr: float, counts=None, snap=None):
-    """Apply ``update(x, d, lr)`` to a cupy tile: stochastic trains, or the given dense signed counts
-    ``(batch, out, in)`` int32 (deterministic pulse types). Advances the tile's device update counter.
-
-    ``snap = (snap_at, snap_slot, snap_out, flip_after)`` (int32 ``(in,)``, int32 ``(in,)``, float32
-    ``(n, out)``, int32 ``(in,)``) takes Tiki-Taka transfer snapshots of columns inside the batch and
-    applies the input-chopper flips that follow them (see pulses.cu)."""
+@register("pulsed_update", "cupy")
+def pulsed_update(weights, stack, x, d, lr: float, plan, key, ctr, pulse_counts=None, snap=None):
+    """Apply ``update(x, d, lr)`` to ``weights`` (float32 ``(out, in)``) and the parameter stack ``stack``
+    (``(n, out, in)``) on the GPU: stochastic trains, or dense signed counts for the deterministic pulse types;
+    sample numbers from the device counter ``ctr`` (the caller advances it). ``plan``:
+    :class:`crossbar.physics.pulses.UpdatePlan`; ``snap``: as :func:`crossbar.physics.pulses.pulsed_update`
+    (int32 ``(in,)``, int32 ``(in,)``, float32 ``(n, out)``, int32 ``(in,)``)."""
     cp = _cp()
-    what = f"{tile!r}.update(batch={x.shape[0]})"
-    dev, cfg = tile.device, tile.config.update
-    batch = x.shape[0]
-    check("x", x, np.float32, (batch, tile.in_size))
-    check("d", d, np.float32, (batch, tile.out_size))
-    ctr = tile.device_counters["update"]
-    key = tile.key
+    dev, cfg = plan.device, plan.cfg
+    (batch, in_size), out_size = x.shape, weights.shape[0]
+    what = f"pulsed update of a {out_size} x {in_size} tile (batch {batch})"
+    check("x", x, np.float32, (batch, in_size))
+    check("d", d, np.float32, (batch, out_size))
+    check("stack", stack, np.float32, (len(plan.rows), out_size, in_size))
     dw = dev.granularity()
-    if counts is None:
+    counts = None
+    if cfg.pulse_type == PulseType.STOCHASTIC_COMPRESSED:
         nwords = max(math.ceil(pulses.max_train_length(lr, dw, cfg) / 31), 1)
         bl, sd, sx = update_management(x, d, lr, dw, cfg, what)
         wx = pulse_trains(x, bl, sx, cfg, Stream.X_BITS, 0, key, ctr, nwords, what)
         wd = pulse_trains(d, bl, sd, cfg, Stream.D_BITS, 1, key, ctr, nwords, what)
     else:
-        check("counts", counts, np.int32, (batch, tile.out_size, tile.in_size))
+        bl, sd, sx = update_management(x, d, lr, dw, cfg, what)
+        counts = check("counts", pulses.deterministic_counts(x, d, bl, sd, sx, cfg, lr < 0, xp=cp), np.int32)
         nwords, bl, wx, wd = 1, cp.zeros(batch, np.int32), _dummy(np.uint32), _dummy(np.uint32)
-    rows = tile.param_rows
-    stack = tile.param_stack
-    n = tile.out_size * tile.in_size
-    consts = tile.device_constants
-    pc = tile.pulse_counts
-    wn = np.float32(dev.write_noise_std * dev.dw_min)
-    args = (tile.weights, stack, np.int64(n), consts, wx, wd, _dummy(np.int32) if counts is None else counts,
-            np.int32(counts is not None), bl, np.int32(batch), np.int32(tile.out_size),
-            np.int32(tile.in_size), np.int32(nwords), np.uint32(key[0]), np.uint32(key[1]), ctr, np.int32(lr < 0),
-            np.int32(dev.summing()), np.int32(rows.get("reference", -1) if dev.has_reference else -1),
-            np.int32(rows.get("persistent_weights", -1)), wn,
+    rows, pc = plan.rows, pulse_counts
+    args = (weights, stack, np.int64(weights.size), plan.constants, wx, wd,
+            _dummy(np.int32) if counts is None else counts, np.int32(counts is not None), bl, np.int32(batch),
+            np.int32(out_size), np.int32(in_size), np.int32(nwords), np.uint32(key[0]), np.uint32(key[1]), ctr,
+            np.int32(lr < 0), np.int32(dev.summing()), np.int32(rows.get("reference", -1) if dev.has_reference else -1),
+            np.int32(rows.get("persistent_weights", -1)), np.float32(dev.write_noise_std * dev.dw_min),
             _dummy(np.int64) if pc is None else pc["up"], _dummy(np.int64) if pc is None else pc["down"],
             np.int32(pc is not None))
     if snap is None:
@@ -190,20 +162,17 @@ def pulsed_update(tile, x, d, lr: float, counts=None, snap=None):
     else:
         snap_at, snap_slot, snap_out, flip_after = snap
         for name, a in (("snap_at", snap_at), ("snap_slot", snap_slot), ("flip_after", flip_after)):
-            check(name, a, np.int32, (tile.in_size,))
-        check("snap_out", snap_out, np.float32)
-        args += (snap_at, snap_slot, snap_out, flip_after, np.int32(1))
-    grid = (math.ceil(tile.in_size / 32), math.ceil(tile.out_size / 8))
+            check(name, a, np.int32, (in_size,))
+        args += (snap_at, snap_slot, check("snap_out", snap_out, np.float32), flip_after, np.int32(1))
     chunk = max(1, 32 // nwords)
-    shared = 4 * chunk * nwords * (32 + 8)
-    launch(kernel("pulses", kernel_name(dev)), grid, (_BLOCK,), args, what, shared_mem=shared)
-    counter_add(ctr, batch, what)
+    launch(kernel("pulses", f"pulsed_update_{dev.step_name}"), (math.ceil(in_size / 32), math.ceil(out_size / 8)),
+           (_BLOCK,), args, what, shared_mem=4 * chunk * nwords * (32 + 8))
 
 
 # ---- random numbers -----------------------------------------------------------------------------------
 def philox_words(key, c0, c1: int, c2: int, c3: int, normals: bool = False):
     """``(4, n)`` Philox words (uint32) or the four normals of each counter (float32) for counters
-    ``(c0[t], c1, c2, c3)``: the twins of :func:`crossbar.rng.philox4x32` and :func:`crossbar.rng.normal`."""
+    ``(c0[t], c1, c2, c3)``: the twins of :func:`crossbar.physics.rng.philox4x32` and :func:`crossbar.physics.rng.normal`."""
     cp = _cp()
     c0 = check("c0", cp.ascontiguousarray(c0, dtype=np.uint32), np.uint32)
     n = c0.size
@@ -221,7 +190,7 @@ def philox_normals(key, c0, c1: int, c2: int, c3: int):
 @register("random_rows", "cupy")
 def random_rows(key, stream: int, batch: int, size: int, sample0: int = 0, c2: int = 0, normals: bool = True,
                 ctr=None):
-    """``(batch, size)`` float32 normals or uniforms named as :func:`crossbar.rng.normal_rows`; the first
+    """``(batch, size)`` float32 normals or uniforms named as :func:`crossbar.physics.rng.normal_rows`; the first
     sample number is ``ctr[0] + sample0`` when a device counter ``ctr`` is given (graph replays), else
     ``sample0``."""
     cp = _cp()
@@ -271,8 +240,25 @@ def use_fused_mvm(cfg, n_in: int, n_out: int, batch: int) -> bool:
 
 
 def bm_rounds(cfg, transposed: bool) -> int:
-    """Number of bound-management rounds at most (the length of :func:`crossbar.io.bm_schedule`)."""
+    """Number of bound-management rounds at most (the length of :func:`crossbar.physics.io.bm_schedule`)."""
     return 1 if cfg.is_perfect else len(bm_schedule(cfg, transposed))
+
+
+@register("mvm", "cupy")
+def mvm(w, x, cfg, key, ctr, transposed: bool, state):
+    """The IO-managed MVM of a tile on the GPU (twin of :func:`crossbar.physics.io.counted_mvm`): the fused kernel
+    for the common settings and moderate sizes, else DAC kernel, cuBLAS and ADC kernel; the xp reference around
+    cuBLAS for the rarer settings and for bound management once a sample exceeded the output range (a host check)."""
+    out_size, in_size = w.shape
+    n_in, n_out = (out_size, in_size) if transposed else (in_size, out_size)
+    what = f"{'backward' if transposed else 'forward'} MVM of a {out_size} x {in_size} tile (batch {x.shape[0]})"
+    if use_fused_mvm(cfg, n_in, n_out, x.shape[0]):
+        return io_mvm(w, x, cfg, key, ctr, transposed, what)
+    if gemm_mvm_supported(cfg):
+        y, exceeded = io_mvm_gemm(w, x, cfg, key, ctr, transposed, what)
+        if not (bm_active(cfg, transposed) and bool(exceeded.any())):
+            return y
+    return io.mvm(w, x, cfg, key, int(ctr[0]), transposed=transposed, state=state, xp=_cp())
 
 
 def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):

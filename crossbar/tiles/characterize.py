@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import IOParameters, TileConfig, UpdateParameters
-from .devices import PulsedDevice
+from ..config import IOParameters, TileConfig, UpdateParameters
+from ..physics.devices import PulsedDevice
 from .tile import AnalogTile
 
 

@@ -14,7 +14,7 @@ Slopes, drawn per element: ``gamma_+- = gamma_up|down + gamma_up|down_dtod xi`` 
 ``slope_down = -gamma_- dwmin_down / r-`` (0 where ``r = 0``). So the step is ``dwmin`` at ``w = 0`` and
 ``dwmin (1 - gamma)`` at the reference.
 Defaults: ``gamma_up = gamma_down = 0``, ``gamma_*_dtod = 0.05``, ``mean_bound_reference``, ``mult_noise``,
-``reverse_offset = 0.01``; the shared fields (:mod:`crossbar.devices.base`) give ``dwmin_up/down`` and bounds.
+``reverse_offset = 0.01``; the shared fields (:mod:`crossbar.physics.devices.base`) give ``dwmin_up/down`` and bounds.
 Granularity ``dw_min``; supports write noise.
 
 SoftBounds (Fusi & Abbott 2007, the "soft bounds" of the Tiki-Taka papers) is ``gamma = 1`` without spread on
@@ -32,8 +32,8 @@ import math
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, d2d_normal, register_step
-from ..backend import array_module
-from ..config import config, param
+from ...backend import array_module
+from ...config import config, param
 
 
 @register_step

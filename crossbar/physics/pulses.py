@@ -49,11 +49,14 @@ thresholds fires the same bits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from . import rng
-from .config import PulseType, UpdateParameters, resolution
+from ..backend import register
+from ..config import PulseType, UpdateParameters, resolution
+from .devices.base import PulsedDevice, apply_events
 
 F32 = np.float32
 
@@ -298,3 +301,53 @@ def deterministic_counts(x, d, bl, sd, sx, cfg: UpdateParameters, neg_lr: bool, 
         raise ValueError(f"pulse_type {cfg.pulse_type} has no deterministic pulse counts")
     c = c.astype(xp.int32)
     return -c if neg_lr else c
+
+
+# ---- the pulsed update of a tile: its plan and the NumPy engine -------------------------------------------
+class UpdatePlan(NamedTuple):
+    """What a pulsed-update implementation needs besides the arrays, computed once per tile
+    (:func:`update_plan`): the device and the update settings, the parameter stack's row of each hidden
+    parameter, and the device's tile-wide constants as one float32 array on the tile's backend, in the order its
+    CUDA step function reads them (scalars as they are, each array preceded by its length)."""
+    device: PulsedDevice
+    cfg: UpdateParameters
+    rows: dict
+    constants: object
+
+
+def update_plan(device: PulsedDevice, cfg: UpdateParameters, rows: dict, xp=np) -> UpdatePlan:
+    """The :class:`UpdatePlan` of a tile whose hidden parameters sit in rows ``rows`` of its stack."""
+    flat = []
+    for v in device.scalars().values():
+        v = np.asarray(v, np.float32)
+        flat += [np.float32(v.size), *v.tolist()] if v.ndim else [v]
+    return UpdatePlan(device, cfg, dict(rows), xp.asarray(np.asarray(flat, np.float32)))
+
+
+@register("pulsed_update", "numpy")
+def pulsed_update(weights, stack, x, d, lr: float, plan: UpdatePlan, key, ctr, pulse_counts=None, snap=None):
+    """Apply ``W -= lr d^T x`` as stochastic pulses to ``weights`` (float32 ``(out, in)``) and the parameter stack
+    ``stack`` (``(n, out, in)``), in place, samples named from ``ctr[0]`` (the caller advances it).
+
+    ``snap = (snap_at, snap_slot, snap_out, flip_after)`` serves the fused Tiki-Taka transfers: the signs of
+    column ``j``'s coincidences invert after sample ``flip_after[j]`` (a chopper flip), and the visible weights
+    of each column with ``snap_at[j] >= 0`` as they are after sample ``snap_at[j]`` go to
+    ``snap_out[snap_slot[j]]``. A column only changes by its own events, so replaying the events of the snapshot
+    columns up to their boundaries on a copy gives those weights exactly (the draws are named by weight and
+    sample)."""
+    start = int(ctr[0])
+    events = coincidences(x, d, lr, plan.device.granularity(), plan.cfg, key, start)
+    flat = {k: stack[r].reshape(-1) for k, r in plan.rows.items()}
+    counts = None if pulse_counts is None else {k: v.reshape(-1) for k, v in pulse_counts.items()}
+    if snap is not None:
+        snap_at, snap_slot, snap_out, flip_after = snap
+        j = events.widx % weights.shape[1]
+        events.up = events.up ^ (events.sample > flip_after[j])
+        keep = (snap_at[j] >= 0) & (events.sample <= snap_at[j])
+        sub = Events(events.widx[keep], events.sample[keep], events.n[keep], events.up[keep])
+        copy = weights.reshape(-1).copy()
+        apply_events(plan.device, copy, {k: (v.copy() if k == "persistent_weights" else v) for k, v in flat.items()},
+                     sub, key, start)
+        cols = np.flatnonzero(snap_at >= 0)
+        snap_out[snap_slot[cols]] = copy.reshape(weights.shape)[:, cols].T
+    apply_events(plan.device, weights.reshape(-1), flat, events, key, start, counts)

@@ -5,7 +5,7 @@ step function) and one ``__device__`` function of the same name in raw_kernels/d
 itself in ``crossbar.config.DEVICE_MODELS`` when it is defined.
 """
 
-from ..config import DEVICE_MODELS
+from ...config import DEVICE_MODELS
 from .base import PulsedDevice, STEPS
 # in the order the models are listed (--help, error messages): the registry keeps definition order
 from .ideal import IdealDevice  # noqa: I001

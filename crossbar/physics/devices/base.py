@@ -32,7 +32,7 @@ Write noise (``write_noise_std > 0``): the steps act on a hidden ``persistent_we
 update the visible weight is ``persistent + write_noise_std dw_min xi`` (fresh), and every periodic
 operation redraws all visible weights so.
 
-Periodic operations (methods of :class:`crossbar.tile.AnalogTile`, each ending with the clip to the bounds):
+Periodic operations (methods of :class:`crossbar.tiles.tile.AnalogTile`, each ending with the clip to the bounds):
 ``decay(alpha)``: ``w <- (w - reset_bias)(1 + alpha (decay_scales - 1)) + reset_bias``; ``diffuse()``:
 ``w += diffusion_rates xi``; ``post_update_step()`` (once per mini-batch) diffuses then decays where
 configured; ``reset_columns(start, n, prob)``: with probability ``prob`` ``w = reset_bias + reset_std xi``;
@@ -54,8 +54,8 @@ import zlib
 import numpy as np
 
 from .. import rng
-from ..backend import array_module
-from ..config import DeviceConfig, DriftParameter, config, param
+from ...backend import array_module
+from ...config import DeviceConfig, DriftParameter, config, param
 
 F32 = np.float32
 
@@ -76,7 +76,7 @@ def d2d_uniform(key, name: str, shape) -> np.ndarray:
 
 @config
 class PulsedDevice(DeviceConfig):
-    """Fields shared by all pulsed devices (model: :mod:`crossbar.devices.base`). Weights are in normalised units."""
+    """Fields shared by all pulsed devices (model: :mod:`crossbar.physics.devices.base`). Weights are in normalised units."""
 
     construction_seed: int | None = param(None, "seed of the device-to-device draws; None: the tile seed",
                                           lo=0, integer=True, optional=True)
@@ -252,7 +252,7 @@ def apply_events(dev: PulsedDevice, weights, params: dict, events, key, sample0:
         dev: the device config.
         weights: float32 ``(out * in,)`` visible weights (a flat view of the tile's weights).
         params: flat float32 hidden parameters, same length.
-        events: :class:`crossbar.pulses.Events`, sorted by sample.
+        events: :class:`crossbar.physics.pulses.Events`, sorted by sample.
         key: the tile's Philox key; sample0: running number of the batch's first sample.
         pulse_counts: optional dict of int64 ``(out * in,)`` arrays ``"up"``/``"down"`` to increment.
     """

@@ -10,7 +10,7 @@ when its bound has the wrong sign, i.e. ``b+ <= 0`` or ``b- >= 0``)::
     additive (default): up: g += dwmin_up (1 - g / b+ + dw_min_std xi)   down: g -= dwmin_down (1 - g / b- + ...)
     g <- clip(g, b-, b+);  w = g - reference
 
-Device-to-device: besides the shared fields (:mod:`crossbar.devices.base`), where ``b+ > 0 > b-`` the slopes
+Device-to-device: besides the shared fields (:mod:`crossbar.physics.devices.base`), where ``b+ > 0 > b-`` the slopes
 ``dwmin_up / b+`` and ``-dwmin_down / b-`` are multiplied by ``|1 + slope_up|down_dtod xi|`` and the bounds are
 recomputed from them (``b+ = dwmin_up / slope_up``, ``b- = -dwmin_down / slope_down``); ``reference =
 reference_mean + reference_std xi``; ``subtract_symmetry_point`` adds ``w*`` to the reference and to the reset
@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, d2d_normal, register_step
-from ..backend import array_module
-from ..config import config, param
+from ...backend import array_module
+from ...config import config, param
 
 
 @register_step

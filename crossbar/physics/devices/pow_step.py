@@ -9,7 +9,7 @@ Step law (one pulse, ``xi`` a fresh standard normal, ``R = b+ - b-``; no change 
 Exponents per element: ``g = 1 + pow_gamma_dtod xi``, ``r = pow_up_down_dtod xi``,
 ``gamma_up = (min(pow_up_down, 0) + g + r) pow_gamma``, ``gamma_down = (-max(pow_up_down, 0) + g - r) pow_gamma``
 (``|.|`` with ``enforce_consistency``). Defaults ``pow_gamma = 1``, ``pow_gamma_dtod = 0.1``,
-``pow_up_down = pow_up_down_dtod = 0``; steps and bounds from the shared fields (:mod:`crossbar.devices.base`).
+``pow_up_down = pow_up_down_dtod = 0``; steps and bounds from the shared fields (:mod:`crossbar.physics.devices.base`).
 Granularity ``dw_min 0.5^pow_gamma`` (the step at mid-range). PowStep supports write noise.
 
 PowStepReference applies the same rule to ``g = w + reference`` with ``reference = reference_mean +
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, d2d_normal, register_step
-from ..backend import array_module
-from ..config import config, param
+from ...backend import array_module
+from ...config import config, param
 
 
 @register_step

@@ -8,9 +8,10 @@ of the same shape: the batch is copied into static input buffers, the graph is l
 accumulated on the device. Nothing reads device memory on the host.
 
 What makes this possible: every random number is named by counters that the kernels read from device memory
-(the tiles' ``device_counters``), so each replay draws fresh numbers exactly as an eager step would; and the
-step uses no cuBLAS or cuRAND call (CuPy refuses those during capture). The tiles' host counters are advanced
-by the same amounts on every replay, so checkpoints stay exact.
+(the tiles' ``counter_array``, advanced by device operations inside the graph), so each replay draws fresh
+numbers exactly as an eager step would; and the step uses no cuBLAS or cuRAND call (CuPy refuses those during
+capture). What a tile keeps on the host (the transfer pointers of compound tiles) follows the replays through
+``tile.replayed(count)``, so checkpoints stay exact.
 
 If capture fails (a configuration that needs cuBLAS, such as digital layers or an MVM setting outside the
 fused kernel), :class:`GraphStep` says why once and runs the step eagerly.
@@ -20,13 +21,15 @@ from __future__ import annotations
 
 import sys
 
+from ..backend import register
+
 
 class GraphStep:
     """Call ``step(model, optimizer, x, y) -> loss`` through a CUDA graph.
 
     Args:
         step: the eager training step, returning the batch's mean loss as a 0-d device array.
-        model: the model (its analog tiles' host counters are kept in sync with the replays).
+        model: the model (its analog tiles' host-side progress is kept in step with the replays).
         optimizer: the optimizer (its ``lr`` is baked into the graph: a new lr re-captures).
         xp: the array module (``cupy``).
 
@@ -43,7 +46,7 @@ class GraphStep:
         self.stream = xp.cuda.Stream(non_blocking=True)
 
     def _tiles(self):
-        return [t for layer in self.model.analog_layers() for t in layer.tile._progress_tiles()]
+        return [layer.tile for layer in self.model.analog_layers()]
 
     def _capture(self, x, y):
         cp = self.xp
@@ -51,7 +54,6 @@ class GraphStep:
         self.x_buf, self.y_buf = (None, None) if x is None else (cp.empty_like(x), cp.empty_like(y))
         self.loss_out = cp.zeros((), cp.float32)
         tiles = self._tiles()
-        before = [dict(t.counters) for t in tiles]
         host = [t._host_state() for t in tiles]
         steps = self.optimizer.steps
         self.pool = cp.cuda.MemoryPool()  # graph-owned memory: never handed to anyone else
@@ -66,10 +68,8 @@ class GraphStep:
                     graph = self.stream.end_capture()
         finally:
             cp.cuda.set_allocator(cp.get_default_memory_pool().malloc)
-            # capturing ran the Python once but executed nothing: undo the host-side advances, remember them
-            self.deltas = [{k: t.counters[k] - b[k] for k in b} for t, b in zip(tiles, before)]
-            for t, b, h in zip(tiles, before, host):
-                t.counters.update(b)
+            # capturing ran the Python once but executed nothing on the device: undo the host-side advances
+            for t, h in zip(tiles, host):
                 t._set_host_state(h)
             self.optimizer.steps = steps
         return graph
@@ -99,7 +99,7 @@ class GraphStep:
 
     def replay(self, count: int, x=None, y=None) -> None:
         """Replay the captured step ``count`` times (inputs copied in first when given): one pair of stream
-        events around all of them, and the host counters advanced once by ``count`` steps."""
+        events around all of them, and the tiles' host-side progress advanced once by ``count`` steps."""
         cp = self.xp
         current = cp.cuda.get_current_stream()
         ready = cp.cuda.Event()
@@ -114,11 +114,8 @@ class GraphStep:
         done = cp.cuda.Event()
         done.record(self.stream)
         current.wait_event(done)  # later eager work (evaluation, the next gather) sees the new weights
-        for t, delta in zip(self._tiles(), self.deltas):
-            for k, v in delta.items():
-                t.counters[k] += v * count
-            for _ in range(count if hasattr(t, "replayed") else 0):
-                t.replayed()
+        for t in self._tiles():
+            t.replayed(count)
         self.optimizer.steps += count
         self.replays += count
 
@@ -138,6 +135,7 @@ def graph_available() -> bool:
         return False
 
 
+@register("graph_epoch", "cupy")
 class GraphEpoch:
     """Whole epochs of full batches replayed from one CUDA graph that also gathers its own batch.
 

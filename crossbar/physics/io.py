@@ -66,7 +66,7 @@ drawn for a disabled effect.
 
 Arithmetic is float32 throughout; scalar parameters are computed in float64 on the host and cast once. The
 per-line parameters (``sample_io_state``) come from the device-to-device key via
-:func:`crossbar.devices.base.d2d_normal`. On CuPy the only host synchronisation is the check, between
+:func:`crossbar.physics.devices.base.d2d_normal`. On CuPy the only host synchronisation is the check, between
 bound-management rounds, for samples left to recompute (the reference's choice; a kernel keeps it on the
 device).
 """
@@ -76,7 +76,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import rng
-from .config import BoundManagement, IOParameters, NoiseManagement, WeightNoiseType, resolution
+from ..backend import register
+from ..config import BoundManagement, IOParameters, NoiseManagement, WeightNoiseType, resolution
 from .devices.base import d2d_normal
 
 F32 = np.float32
@@ -203,6 +204,13 @@ def mvm(w, x, cfg: IOParameters, key, sample0: int, *, transposed: bool = False,
     return _Pass(w, wt, x, cfg, key, int(sample0), transposed, state, xp).run()
 
 
+@register("mvm", "numpy")
+def counted_mvm(w, x, cfg: IOParameters, key, ctr, transposed: bool, state: dict | None):
+    """:func:`mvm` with the first sample number read from the counter array ``ctr`` (``(1,)``; the caller
+    advances it): the form in which a tile calls its backend's MVM."""
+    return mvm(w, x, cfg, key, int(ctr[0]), transposed=transposed, state=state)
+
+
 class _Pass:
     """One call of :func:`mvm`: constants, draws and the per-round physics (not part of the API)."""
 
@@ -216,7 +224,7 @@ class _Pass:
         # without an output bound nothing can exceed it, so BM would never act
         self.bm_on = bm_active(cfg, transposed)
         self._wabs = None
-        self.ctr = None  # CuPy: a device counter holding sample0 (read_vectors inside captured graphs)
+        self.ctr = None  # a counter array whose value is added to sample0 (read_vectors, captured graphs)
 
     # ---- per-line parameters ----------------------------------------------------------------------
     def _line(self, name):
@@ -448,7 +456,8 @@ def read_vectors(v, cfg: IOParameters, key, sample0: int, *, transposed: bool = 
     Args:
         v: float32 ``[n, size]`` stored vectors.
         cfg: the transfer IO parameters (noise and bound management must be NONE).
-        ctr: CuPy only: a device counter holding ``sample0`` (for captured CUDA graphs).
+        ctr: a ``(1,)`` counter array holding the first sample number, added to ``sample0`` (on the GPU it
+            stays in device memory, so captured CUDA graphs replay with fresh draws).
 
     Returns:
         float32 ``[n, size]`` reads.

@@ -14,7 +14,7 @@ Defaults: ``diffusion = 0``, ``lifetime = 0`` (off), ``reset_std = 0.01``. Granu
 
 from __future__ import annotations
 
-from ..config import DeviceConfig, config, param
+from ...config import DeviceConfig, config, param
 
 
 @config

@@ -12,7 +12,7 @@ With ``dw_min_std > 0`` and ``dw_min_std_add`` or ``dw_min_std_slope`` non-zero 
 instead: ``w <- clip(w + dw + dw_min_std (|dw| + dw_min_std_add + dw_min_std_slope |w|) xi)``.
 
 ``A_*``, ``gamma_*``, ``a``, ``b`` are tile-wide constants (no device-to-device spread); the per-element
-``dwmin_up/down`` and bounds come from the shared fields (:mod:`crossbar.devices.base`). Defaults:
+``dwmin_up/down`` and bounds come from the shared fields (:mod:`crossbar.physics.devices.base`). Defaults:
 ``A_up = 0.00081``, ``A_down = 0.36833``, ``gamma_up = 12.44625``, ``gamma_down = 12.78785``, ``a = 0.244``,
 ``b = 0.2425``, ``dw_min_std_add = dw_min_std_slope = 0``. Granularity (aihwkit's estimate): the mean down step
 at ``w = 0``, ``(1 - max(up_down, 0)) dw_min max(1 - A_down exp(-gamma_down b), 0)``, or ``dw_min`` if that is
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, register_step
-from ..backend import array_module
-from ..config import config, param
+from ...backend import array_module
+from ...config import config, param
 
 
 @register_step

@@ -10,7 +10,7 @@ Step law (one pulse, ``xi`` a fresh standard normal, ``N = len(piecewise_up) - 1
     down: w <- clip(w - dwmin_down v_down(w) (1 + dw_min_std xi))
 
 The node values are tile-wide (1 to 64, as many down as up); ``dwmin_up/down`` and the bounds vary per
-element through the shared fields (:mod:`crossbar.devices.base`). Defaults ``piecewise_up = piecewise_down =
+element through the shared fields (:mod:`crossbar.physics.devices.base`). Defaults ``piecewise_up = piecewise_down =
 (1.0,)``, a constant step. Granularity ``dw_min piecewise_up[len // 2]``. Supports write noise.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from .base import F32, PulsedDevice, clip_to_bounds, register_step
-from ..backend import array_module
-from ..config import config, param
+from ...backend import array_module
+from ...config import config, param
 
 
 def _interpolate(nodes, q, k, t, xp):
