@@ -384,15 +384,17 @@ class AnalogTile:
         way, the tile stays whole on the host."""
         get_xp(backend)  # validates the name and that the backend is usable
         try:
-            state.move(self, backend)
+            self._to(backend)
         except MemoryError as exc:
-            state.move(self, "numpy")
+            self._to("numpy")
             raise MemoryError(f"{self!r}: out of memory moving a {self.out_size} x {self.in_size} tile to {backend} "
                               f"({len(self.params) + 1} arrays of {4 * self.out_size * self.in_size} bytes): "
                               f"{exc}") from exc
-        finally:
-            self._derived()
         return self
+
+    def _to(self, backend: str) -> None:
+        state.move(self, backend)
+        self._derived()
 
     def state_dict(self) -> dict:
         """All mutable state as plain NumPy arrays (plus the config as JSON), for checkpoints."""

@@ -349,15 +349,14 @@ class _CompoundTile(AnalogTile):
         self.sub[0].reset_columns(start, n, prob)  # only the fast device A (as in Tiki-Taka)
         self._refresh()
 
-    def _to(self, backend, xp):
+    def _to(self, backend: str) -> None:
         for t in self.sub:
             t.to(backend)
         self.state = {k: to_backend(v, backend) for k, v in self.state.items()}
-        super()._to(backend, xp)
+        super()._to(backend)
         if hasattr(self, "ptr"):
             self._sync_ptr()
         self._refresh()
-        return self
 
     def state_dict(self) -> dict:
         out = super().state_dict()
