@@ -1,8 +1,11 @@
 // Device update rules: the CUDA twins of the pure step functions in crossbar/devices/*.py.
 //
-// Each device is a struct with
+// Each device is a struct (in namespace xb, named as its Python step function) with
 //   step(w, up, p, xi, c)        one pulse on weight w (device space), clipped to the element bounds
-//   step_n(w, n, up, p, xi, c)   n same-sign pulses in closed form (summing devices only)
+//   step_n(w, n, up, p, xi, c)   n same-sign pulses in closed form (summing devices; the others inherit
+//                                no_summing's, never called)
+// pulses.cu instantiates its pulsed_update kernel template once per registered step function (a model defined
+// outside this file brings its struct as text: crossbar.physics.devices.base.register_step).
 // p points at the element's parameters, strided by `stride` floats: p[0] max_bound, p[S] min_bound,
 // p[2S] dwmin_up, p[3S] dwmin_down, p[4S...] the device's extra_names in order. c holds the tile-wide
 // constants in the order of the Python device's scalars(). Every expression mirrors the NumPy one
@@ -25,6 +28,11 @@ __device__ __forceinline__ float clip_bounds(float w, const ElementParams& p) {
 
 __device__ __forceinline__ float signed_step(bool up, const ElementParams& p) { return up ? p[DUP] : -p[DDN]; }
 
+struct no_summing {
+  // devices whose pulses are applied one at a time (Python: summing() is False)
+  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
+};
+
 struct constant_step {
   // c: [dw_min_std]
   __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
@@ -36,7 +44,7 @@ struct constant_step {
   }
 };
 
-struct linear_step {
+struct linear_step : no_summing {
   // c: [dw_min_std, mult_noise]; extras: slope_up, slope_down
   __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
     const float a = up ? p[EX0] : p[EX1];
@@ -45,10 +53,9 @@ struct linear_step {
     const float dw = c[1] != 0.0f ? (a * w + dlt) * noise : a * w + dlt * noise;
     return clip_bounds(up ? w + dw : w - dw, p);
   }
-  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
 };
 
-struct soft_bounds_reference_step {
+struct soft_bounds_reference_step : no_summing {
   // c: [dw_min_std, mult_noise]; extras: reference (applied by the caller: the rule acts on g = w + ref)
   __device__ static float step(float g, bool up, const ElementParams& p, float xi, const float* c) {
     const float b = up ? p[MAXB] : p[MINB];
@@ -58,10 +65,9 @@ struct soft_bounds_reference_step {
     const float dw = c[1] != 0.0f ? dlt * (1.0f - ratio) * (1.0f + sxi) : dlt * (1.0f - ratio + sxi);
     return clip_bounds(up ? g + dw : g - dw, p);
   }
-  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
 };
 
-struct exp_step {
+struct exp_step : no_summing {
   // c: [dw_min_std, A_up, A_down, gamma_up, gamma_down, two_a, b, dw_min_std_add, dw_min_std_slope,
   //     complex_noise]
   __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
@@ -75,10 +81,9 @@ struct exp_step {
     }
     return clip_bounds(w + dw * (1.0f + c[0] * xi), p);
   }
-  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
 };
 
-struct pow_step {
+struct pow_step : no_summing {
   // c: [dw_min_std]; extras: gamma_up, gamma_down (PowStepReference adds reference, applied by the caller)
   __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
     const float span = p[MAXB] - p[MINB];
@@ -89,10 +94,9 @@ struct pow_step {
     const float dw = mag * (1.0f + c[0] * xi);
     return clip_bounds(span > 0.0f ? (up ? w + dw : w - dw) : w, p);
   }
-  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
 };
 
-struct piecewise_step {
+struct piecewise_step : no_summing {
   // c: [dw_min_std, n_nodes, nodes_up[n], n_nodes, nodes_down[n]]
   __device__ static float step(float w, bool up, const ElementParams& p, float xi, const float* c) {
     const int n = (int)c[1];
@@ -109,7 +113,6 @@ struct piecewise_step {
     const float dw = v * (up ? p[DUP] : -p[DDN]) * (1.0f + c[0] * xi);
     return clip_bounds(w + dw, p);
   }
-  __device__ static float step_n(float w, int, bool, const ElementParams&, float, const float*) { return w; }
 };
 
 }  // namespace xb

@@ -259,23 +259,16 @@ __device__ __forceinline__ void pulsed_update_body(
   }
 }
 
-// one extern "C" entry point per device model: pulsed_update_<step name>
-#define PULSED_UPDATE(D)                                                                                        \
-  extern "C" __global__ void __launch_bounds__(256, 4) pulsed_update_##D(                                                                 \
-      float* weights, float* params, long long n_weights, const float* consts, const uint32_t* wx,               \
-      const uint32_t* wd, const int* counts, int use_counts, const int* bl, int batch, int out_size, int in_size, \
-      int nwords, uint32_t k0, uint32_t k1, const unsigned long long* ctr, int neg_lr, int summing, int ref_row, \
-      int persistent_row, float write_noise, long long* count_up, long long* count_down, int count_pulses,       \
-      const int* snap_at, const int* snap_slot, float* snap_out, const int* flip_after, int use_snap) {          \
-    pulsed_update_body<D>(weights, params, n_weights, consts, wx, wd, counts, use_counts, bl, batch, out_size,   \
-                          in_size, nwords, k0, k1, ctr, neg_lr, summing, ref_row, persistent_row, write_noise,   \
-                          count_up, count_down, count_pulses, snap_at, snap_slot, snap_out, flip_after,          \
-                          use_snap);                                                                             \
-  }
-
-PULSED_UPDATE(constant_step)
-PULSED_UPDATE(linear_step)
-PULSED_UPDATE(soft_bounds_reference_step)
-PULSED_UPDATE(exp_step)
-PULSED_UPDATE(pow_step)
-PULSED_UPDATE(piecewise_step)
+// the kernel, a template over the device struct: crossbar/cuda/kernels.py instantiates pulsed_update<xb::<step>> for
+// every registered step function (NVRTC name expressions)
+template <class D>
+__global__ void __launch_bounds__(256, 4) pulsed_update(
+    float* weights, float* params, long long n_weights, const float* consts, const uint32_t* wx, const uint32_t* wd,
+    const int* counts, int use_counts, const int* bl, int batch, int out_size, int in_size, int nwords, uint32_t k0,
+    uint32_t k1, const unsigned long long* ctr, int neg_lr, int summing, int ref_row, int persistent_row,
+    float write_noise, long long* count_up, long long* count_down, int count_pulses, const int* snap_at,
+    const int* snap_slot, float* snap_out, const int* flip_after, int use_snap) {
+  pulsed_update_body<D>(weights, params, n_weights, consts, wx, wd, counts, use_counts, bl, batch, out_size, in_size,
+                        nwords, k0, k1, ctr, neg_lr, summing, ref_row, persistent_row, write_noise, count_up,
+                        count_down, count_pulses, snap_at, snap_slot, snap_out, flip_after, use_snap);
+}

@@ -22,7 +22,8 @@ import numpy as np
 from ..physics import io, pulses
 from ..backend import get_xp, register
 from ..config import BoundManagement, PulseType, WeightNoiseType
-from ..physics.io import bm_active, bm_schedule, quant_step
+from ..physics.io import io_plan
+from ..physics.devices.base import CUDA_STEPS, STEPS
 from ..physics.rng import Stream
 
 KERNEL_DIR = Path(__file__).resolve().parents[2] / "raw_kernels"
@@ -37,19 +38,34 @@ def _cp():
 
 
 @functools.cache
-def _module_cached(name: str, device_id: int, options: tuple):
+def _module_cached(name: str, device_id: int, options: tuple, steps: tuple, step_sources: tuple):
     cp = _cp()
-    src = (KERNEL_DIR / f"{name}.cu").read_text()
     t0 = time.perf_counter()
-    mod = cp.RawModule(code=src, options=options + (f"-I{KERNEL_DIR}",))
+    mod = cp.RawModule(code=kernel_source(name, step_sources), options=options + (f"-I{KERNEL_DIR}",),
+                       name_expressions=[update_kernel_name(n) for n in steps] or None)
     mod.compile()
     COMPILE_SECONDS[name] = time.perf_counter() - t0
     return mod
 
 
+def kernel_source(name: str, step_sources=()) -> str:
+    """The source of ``raw_kernels/<name>.cu`` followed by the given CUDA step structs (in namespace ``xb``)."""
+    return (KERNEL_DIR / f"{name}.cu").read_text() + "".join(
+        f"\nnamespace xb {{\n{text}\n}}  // namespace xb\n" for text in step_sources if text)
+
+
+def update_kernel_name(step_name: str) -> str:
+    """The instance of pulses.cu's update kernel template for a device's step function."""
+    return f"pulsed_update<xb::{step_name}>"
+
+
 def module(name: str, options: tuple = OPTIONS):
-    """The compiled ``raw_kernels/<name>.cu`` for the current device (compiled once, then cached)."""
-    return _module_cached(name, _cp().cuda.Device().id, tuple(options))
+    """The compiled ``raw_kernels/<name>.cu`` for the current device (compiled once, then cached). The pulses
+    module instantiates its update kernel for every registered step function
+    (:data:`crossbar.physics.devices.base.STEPS`), with the CUDA twins that devices.cuh does not hold appended."""
+    steps = tuple(STEPS) if name == "pulses" else ()
+    sources = tuple(CUDA_STEPS.get(n, "") for n in steps)
+    return _module_cached(name, _cp().cuda.Device().id, tuple(options), steps, sources)
 
 
 def kernel(module_name: str, name: str):
@@ -165,8 +181,9 @@ def pulsed_update(weights, stack, x, d, lr: float, plan, key, ctr, pulse_counts=
             check(name, a, np.int32, (in_size,))
         args += (snap_at, snap_slot, check("snap_out", snap_out, np.float32), flip_after, np.int32(1))
     chunk = max(1, 32 // nwords)
-    launch(kernel("pulses", f"pulsed_update_{dev.step_name}"), (math.ceil(in_size / 32), math.ceil(out_size / 8)),
-           (_BLOCK,), args, what, shared_mem=4 * chunk * nwords * (32 + 8))
+    grid = (math.ceil(in_size / 32), math.ceil(out_size / 8))
+    launch(kernel("pulses", update_kernel_name(dev.step_name)), grid, (_BLOCK,), args, what,
+           shared_mem=4 * chunk * nwords * (32 + 8))
 
 
 # ---- random numbers -----------------------------------------------------------------------------------
@@ -239,11 +256,6 @@ def use_fused_mvm(cfg, n_in: int, n_out: int, batch: int) -> bool:
     return fused_mvm_supported(cfg, n_in, n_out) and batch * n_in * n_out <= FUSED_MAX_MACS
 
 
-def bm_rounds(cfg, transposed: bool) -> int:
-    """Number of bound-management rounds at most (the length of :func:`crossbar.physics.io.bm_schedule`)."""
-    return 1 if cfg.is_perfect else len(bm_schedule(cfg, transposed))
-
-
 @register("mvm", "cupy")
 def mvm(w, x, cfg, key, ctr, transposed: bool, state):
     """The IO-managed MVM of a tile on the GPU (twin of :func:`crossbar.physics.io.counted_mvm`): the fused kernel
@@ -256,7 +268,7 @@ def mvm(w, x, cfg, key, ctr, transposed: bool, state):
         return io_mvm(w, x, cfg, key, ctr, transposed, what)
     if gemm_mvm_supported(cfg):
         y, exceeded = io_mvm_gemm(w, x, cfg, key, ctr, transposed, what)
-        if not (bm_active(cfg, transposed) and bool(exceeded.any())):
+        if not (io_plan(cfg, transposed).bm_on and bool(exceeded.any())):
             return y
     return io.mvm(w, x, cfg, key, int(ctr[0]), transposed=transposed, state=state, xp=_cp())
 
@@ -279,11 +291,12 @@ def io_mvm(w, x, cfg, key, ctr, transposed: bool, what: str):
     else:
         wn = {WeightNoiseType.NONE: 0, WeightNoiseType.ADDITIVE_CONSTANT: 1, WeightNoiseType.PCM_READ: 2}
         wtype = wn[cfg.w_noise_type] if cfg.w_noise > 0 else 0
-        params = (_FUSED_NM[cfg.noise_management.value], cfg.nm_thres, quant_step(cfg.inp_res, cfg.inp_bound),
-                  cfg.inp_bound, cfg.inp_noise, cfg.inp_asymmetry, int(cfg.inp_sto_round),
-                  quant_step(cfg.out_res, cfg.out_bound), max(cfg.out_bound, 0.0), cfg.out_noise, cfg.out_asymmetry,
-                  cfg.out_scale, int(cfg.out_sto_round), wtype, cfg.w_noise,
-                  int(bm_rounds(cfg, transposed) > 1), int(cfg.bm_test_negative_bound), bm_rounds(cfg, transposed))
+        plan = io_plan(cfg, transposed)
+        rounds = len(plan.schedule)
+        params = (_FUSED_NM[cfg.noise_management.value], cfg.nm_thres, plan.inp_step, cfg.inp_bound, cfg.inp_noise,
+                  cfg.inp_asymmetry, int(cfg.inp_sto_round), plan.out_step, max(cfg.out_bound, 0.0), cfg.out_noise,
+                  cfg.out_asymmetry, cfg.out_scale, int(cfg.out_sto_round), wtype, cfg.w_noise, int(rounds > 1),
+                  int(cfg.bm_test_negative_bound), rounds)
     types = (np.int32, f32, f32, f32, f32, f32, np.int32, f32, f32, f32, f32, f32, np.int32, np.int32, f32,
              np.int32, np.int32, np.int32)
     head = (w, np.int32(out_size), np.int32(in_size), x, np.int32(batch), np.int32(transposed), y,
@@ -327,7 +340,7 @@ def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
     tdir = np.uint32(transposed)
     want_norm = cfg.w_noise > 0 and cfg.w_noise_type == WeightNoiseType.ADDITIVE_CONSTANT
     args = (x, i32(batch), i32(n_in), i32(_FUSED_NM[cfg.noise_management.value]), f32(cfg.nm_thres),
-            f32(quant_step(cfg.inp_res, cfg.inp_bound)), f32(cfg.inp_bound), f32(cfg.inp_noise),
+            f32(io_plan(cfg, transposed).inp_step), f32(cfg.inp_bound), f32(cfg.inp_noise),
             f32(cfg.inp_asymmetry), i32(cfg.inp_sto_round), i32(want_norm), tdir, np.uint32(key[0]),
             np.uint32(key[1]), ctr, xs, div, norm, zero)
     launch(kernel("mvm", "io_prepare"), (batch,), (256,), args, what)
@@ -336,7 +349,7 @@ def io_mvm_gemm(w, x, cfg, key, ctr, transposed: bool, what: str):
     except cp.cuda.memory.OutOfMemoryError as exc:
         raise MemoryError(f"GPU out of memory in {what}: {exc}") from exc
     args = (y, i32(batch), i32(n_out), div, norm, zero, f32(cfg.w_noise if want_norm else 0.0), f32(cfg.out_asymmetry),
-            f32(cfg.out_noise), f32(quant_step(cfg.out_res, cfg.out_bound)), f32(max(cfg.out_bound, 0.0)),
+            f32(cfg.out_noise), f32(io_plan(cfg, transposed).out_step), f32(max(cfg.out_bound, 0.0)),
             i32(cfg.out_sto_round), i32(cfg.bm_test_negative_bound), f32(cfg.out_scale), tdir, np.uint32(key[0]),
             np.uint32(key[1]), ctr, exceeded)
     launch(kernel("mvm", "io_finalize"), blocks(batch * ((n_out + 3) // 4)), (_BLOCK,), args, what)

@@ -73,6 +73,9 @@ device).
 
 from __future__ import annotations
 
+import functools
+from typing import NamedTuple
+
 import numpy as np
 
 from . import rng
@@ -98,6 +101,22 @@ def bm_active(cfg: IOParameters, transposed: bool) -> bool:
     """Whether bound management can act on this pass: forward only, configured, and with an output bound
     to exceed (without one nothing saturates)."""
     return not transposed and cfg.bound_management != BoundManagement.NONE and cfg.out_bound > 0
+
+
+class IOPlan(NamedTuple):
+    """The numbers an MVM implementation needs from an IO config besides its fields, computed once per config and
+    direction (:func:`io_plan`) for the NumPy reference and the GPU kernels alike."""
+    inp_step: float  #: DAC quantisation step (0: none)
+    out_step: float  #: ADC quantisation step (0: none)
+    bm_on: bool  #: whether bound management can act (:func:`bm_active`)
+    schedule: tuple  #: the bound-management rounds (:func:`bm_schedule`); one round without BM
+
+
+@functools.lru_cache(maxsize=512)
+def io_plan(cfg: IOParameters, transposed: bool) -> IOPlan:
+    """The :class:`IOPlan` of ``cfg`` in one direction (``transposed``: backward)."""
+    return IOPlan(quant_step(cfg.inp_res, cfg.inp_bound), quant_step(cfg.out_res, cfg.out_bound),
+                  bm_active(cfg, transposed), tuple(bm_schedule(cfg, transposed)))
 
 
 def bm_schedule(cfg: IOParameters, transposed: bool) -> list[tuple[float, bool]]:
@@ -218,11 +237,9 @@ class _Pass:
         self.w, self.wt, self.x, self.cfg, self.key = w, wt, x, cfg, key
         self.sample0, self.transposed, self.state, self.xp = sample0, transposed, state, xp
         self.in_size, self.out_size = wt.shape
-        self.inp_step = quant_step(cfg.inp_res, cfg.inp_bound)
-        self.out_step = quant_step(cfg.out_res, cfg.out_bound)
+        self.plan = io_plan(cfg, transposed)
+        self.inp_step, self.out_step, self.bm_on = self.plan.inp_step, self.plan.out_step, self.plan.bm_on
         self.nm_on = cfg.noise_management != NoiseManagement.NONE
-        # without an output bound nothing can exceed it, so BM would never act
-        self.bm_on = bm_active(cfg, transposed)
         self._wabs = None
         self.ctr = None  # a counter array whose value is added to sample0 (read_vectors, captured graphs)
 
@@ -278,7 +295,7 @@ class _Pass:
 
     def schedule(self):
         """Bound-management rounds as ``(factor, use_np_sum_alpha)``; see :func:`bm_schedule`."""
-        return bm_schedule(self.cfg, self.transposed)
+        return self.plan.schedule
 
     # ---- random numbers ---------------------------------------------------------------------------
     def draw(self, normal, stream, size, rows, c2):

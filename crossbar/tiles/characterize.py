@@ -6,7 +6,8 @@ spread of the up and down steps as functions of the weight, which is what a devi
 
 Each pulse is a real tile update: a ``(n_devices, 1)`` tile with ``BL = 1`` and no update management gets
 ``update(x=-1, d=direction, lr=1)``, for which the pulse probabilities exceed 1, so exactly one pulse fires per
-device, up for ``direction = +1``. The command-line job that writes traces and plots is
+device, up for ``direction = +1``. :func:`program_weights` writes a target through pulses by program and verify.
+The command-line job that writes traces and plots is
 ``python -m crossbar.pulse_response``.
 """
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from ..config import IOParameters, TileConfig, UpdateParameters
 from ..physics.devices import PulsedDevice
-from .tile import AnalogTile
+from .tile import AnalogTile, matrix
+
+F32 = np.float32
 
 
 def pulse_directions(n_steps: int, n_loops: int) -> np.ndarray:
@@ -75,3 +78,26 @@ def step_statistics(trace, directions, n_nodes: int = 50, smoothness: float = 0.
         out[f"{name}_mean"] = np.where(total > 0.1, mean, np.nan)
         out[f"{name}_std"] = np.where(total > 0.1, std, np.nan)
     return out
+
+
+def program_weights(tile: AnalogTile, target, *, n_iterations: int = 50, n_reads: int = 1, tolerance: float = 0.0):
+    """Write ``target`` (``(out, in)``) into ``tile`` through pulses: iterate noisy read, error, pulsed column
+    updates (program and verify).
+
+    Each iteration reads the weights (:meth:`AnalogTile.read_weights`) and applies ``update(x=e_j,
+    d=-(target - read)[:, j], lr=1)`` for all columns ``j``; it stops early once the read error's max is below
+    ``tolerance``.
+
+    Returns:
+        the max absolute error of the last read, float.
+    """
+    target = matrix(tile, "target", target, finite=False)
+    eye = np.eye(tile.in_size, dtype=F32)
+    err = np.inf
+    for _ in range(n_iterations):
+        diff = target - tile.read_weights(n_reads)
+        err = float(np.abs(diff).max())
+        if err <= tolerance:
+            break
+        tile.update(eye, -diff.T, 1.0)
+    return err

@@ -11,8 +11,8 @@ optionally pulse counters and drift state. It offers the three operations of ana
   (:mod:`crossbar.physics.devices`),
 
 plus exact and realistic access to the weights (``get_weights``/``set_weights`` are exact;
-``read_weights`` estimates through noisy reads; ``program_weights`` writes through pulses) and the
-periodic device operations (decay, diffusion, reset, clip, drift).
+``read_weights`` estimates through noisy reads; :func:`crossbar.tiles.characterize.program_weights` writes
+through pulses) and the periodic device operations (decay, diffusion, reset, clip, drift).
 
 Randomness: the runtime key is ``seed_key(seed, 0)``; device-to-device draws use
 ``seed_key(construction_seed or seed, 1)`` (and ``2``/``3`` for the forward/backward IO lines), so the
@@ -49,11 +49,8 @@ class AnalogTile:
             ``construction_seed``); an int in ``[0, 2**64)``.
         backend: ``"numpy"`` or ``"cupy"``.
 
-    State (plain arrays on the tile's backend): ``weights`` float32 ``(out, in)``; ``param_stack`` float32
-    ``(n, out, in)``, the hidden parameters, with ``params`` the dict of its rows; ``io_state`` per direction;
-    ``counter_array`` uint64 ``(4,)`` (:data:`COUNTERS`), read by the kernels in device memory; ``pulse_counts`` and
-    ``drift_state`` where used. The operations reach the backend only through
-    :func:`crossbar.backend.implementation`.
+    Its state is plain arrays on its backend (:mod:`crossbar.tiles.state`); its operations reach the backend only
+    through :func:`crossbar.backend.implementation`.
 
     Example:
         >>> import numpy as np
@@ -69,18 +66,9 @@ class AnalogTile:
 
     def __init__(self, out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0,
                  backend: str = "numpy"):
-        for name, v in (("out_size", out_size), ("in_size", in_size)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"AnalogTile: {name} must be a positive integer, got {v!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-            raise ValueError(f"AnalogTile: seed must be an integer in [0, 2**64), got {seed!r}")
-        config = TileConfig() if config is None else config
-        if not isinstance(config, TileConfig):
-            raise TypeError(f"AnalogTile: config must be a TileConfig, got {type(config).__name__}")
-        self.out_size, self.in_size = int(out_size), int(in_size)
-        self.config, self.seed = config, int(seed)
-        device = config.device
-        if config.update.pulse_type == PulseType.NONE and isinstance(device, PulsedDevice):
+        self.out_size, self.in_size, self.config, self.seed = checked_arguments(out_size, in_size, config, seed)
+        device = self.config.device
+        if self.config.update.pulse_type == PulseType.NONE and isinstance(device, PulsedDevice):
             device = IdealDevice(reset_std=device.reset_std)  # a floating-point update: no device physics
         self.device = device
         self.key = rng.seed_key(self.seed, 0)
@@ -89,8 +77,8 @@ class AnalogTile:
         shape = (self.out_size, self.in_size)
         params = device.sample(shape, rng.seed_key(d2d_seed, 1)) if self.pulsed else {}
         self.param_rows, self.param_stack = state.stack_parameters(params, device)
-        self.io_state = {"forward": io.sample_io_state(config.forward, self.out_size, rng.seed_key(d2d_seed, 2)),
-                         "backward": io.sample_io_state(config.backward, self.in_size, rng.seed_key(d2d_seed, 3),
+        self.io_state = {"forward": io.sample_io_state(self.config.forward, self.out_size, rng.seed_key(d2d_seed, 2)),
+                         "backward": io.sample_io_state(self.config.backward, self.in_size, rng.seed_key(d2d_seed, 3),
                                                         transposed=True)}
         self.backend = "numpy"
         self.weights = np.zeros(shape, F32)
@@ -141,25 +129,10 @@ class AnalogTile:
         counter = self._counter(name)
         counter += np.uint64(n)  # on the GPU a device operation, so a captured graph advances it on every replay
 
-    @contextlib.contextmanager
-    def _out_of_memory(self, op: str, batch: int):
-        """Turn an out-of-memory error (CuPy's is a ``MemoryError``) into one naming the tile, operation and sizes."""
-        try:
-            yield
-        except MemoryError as exc:
-            raise MemoryError(f"{self!r}: out of memory in {op} (batch {batch}, tile {self.out_size} x "
-                              f"{self.in_size}): {exc}") from exc
-
     # ---- MVMs ----------------------------------------------------------------------------------
     def forward(self, x):
-        """Analog ``y = W x`` for a batch.
-
-        Args:
-            x: ``(batch, in_size)`` or ``(in_size,)`` inputs (converted to float32).
-
-        Returns:
-            float32 ``(batch, out_size)`` outputs on the tile's backend.
-        """
+        """Analog ``y = W x`` for inputs ``x`` ``(batch, in_size)`` or ``(in_size,)``: float32 ``(batch, out_size)``
+        on the tile's backend."""
         return self._mvm(vectors(self, "x", x, self.in_size), False)
 
     def backward(self, d):
@@ -168,7 +141,7 @@ class AnalogTile:
 
     def _mvm(self, v, transposed: bool):
         direction = "backward" if transposed else "forward"
-        with self._out_of_memory(direction, v.shape[0]):
+        with out_of_memory(self, direction, v.shape[0]):
             y = implementation("mvm", self.backend)(self.weights, v, getattr(self.config, direction), self.key,
                                                     self._counter(direction), transposed, self.io_state[direction])
         self._advance(direction, v.shape[0])
@@ -176,12 +149,9 @@ class AnalogTile:
 
     # ---- update --------------------------------------------------------------------------------
     def update(self, x, d, lr: float, *, _snap=None):
-        """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order.
-
-        Args:
-            x: ``(batch, in_size)`` forward inputs; d: ``(batch, out_size)`` output gradients.
-            lr: learning rate (weight units per unit of ``x d``); must be finite.
-        """
+        """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order: ``x``
+        ``(batch, in_size)`` forward inputs, ``d`` ``(batch, out_size)`` output gradients, ``lr`` a finite learning
+        rate (weight units per unit of ``x d``)."""
         x, d, lr = update_inputs(self, x, d, lr)
         ptype = self.config.update.pulse_type
         if not self.pulsed or ptype in (PulseType.NONE, PulseType.NONE_WITH_DEVICE):
@@ -189,7 +159,7 @@ class AnalogTile:
             if ptype == PulseType.NONE_WITH_DEVICE and self.pulsed:
                 self._store_device_weights(clip_to_bounds(self._device_weights(), self.params))
         else:
-            with self._out_of_memory("update", x.shape[0]):
+            with out_of_memory(self, "update", x.shape[0]):
                 implementation("pulsed_update", self.backend)(self.weights, self.param_stack, x, d, lr,
                                                               self.update_plan, self.key, self._counter("update"),
                                                               self.pulse_counts, _snap)
@@ -202,11 +172,7 @@ class AnalogTile:
 
     def set_weights(self, weights) -> None:
         """Set the weights exactly, clipped to the device bounds (write noise applied if configured)."""
-        w = to_backend(np.asarray(to_numpy(weights), dtype=F32), self.backend)
-        if w.shape != self.shape:
-            raise ValueError(f"{self!r}: weights must have shape {self.shape}, got {tuple(w.shape)}")
-        if not bool(self.xp.isfinite(w).all()):
-            raise ValueError(f"{self!r}: weights contain NaN or Inf")
+        w = to_backend(matrix(self, "weights", weights), self.backend)
         if not self.pulsed:
             self.weights[...] = w
             return
@@ -236,38 +202,13 @@ class AnalogTile:
         self.weights[...] = w
 
     def read_weights(self, n_reads: int = 1) -> np.ndarray:
-        """Estimate ``W`` as hardware would: forward reads of one-hot inputs, averaged over ``n_reads``.
-
-        Returns:
-            float32 ``(out, in)`` NumPy array (noisy: it carries the forward IO's noise and quantisation).
-        """
+        """Estimate ``W`` as hardware would, by forward reads of one-hot inputs averaged over ``n_reads``: a float32
+        ``(out, in)`` NumPy array with the forward IO's noise and quantisation."""
         if n_reads < 1:
             raise ValueError(f"n_reads must be >= 1, got {n_reads}")
         eye = self.xp.eye(self.in_size, dtype=F32)
         total = sum(self.forward(eye) for _ in range(n_reads))
         return to_numpy(total.T / F32(n_reads))
-
-    def program_weights(self, target, *, n_iterations: int = 50, n_reads: int = 1, tolerance: float = 0.0):
-        """Write ``target`` through pulses: iterate noisy read, error, pulsed column updates.
-
-        Each iteration reads the weights (:meth:`read_weights`) and applies ``update(x=e_j, d=-(target - read)[:, j],
-        lr=1)`` for all columns ``j``; it stops early once the read error's max is below ``tolerance``.
-
-        Returns:
-            the max absolute error of the last read, float.
-        """
-        target = np.asarray(to_numpy(target), dtype=F32)
-        if target.shape != self.shape:
-            raise ValueError(f"{self!r}: target must have shape {self.shape}, got {target.shape}")
-        eye = np.eye(self.in_size, dtype=F32)
-        err = np.inf
-        for _ in range(n_iterations):
-            diff = target - self.read_weights(n_reads)
-            err = float(np.abs(diff).max())
-            if err <= tolerance:
-                break
-            self.update(eye, -diff.T, 1.0)
-        return err
 
     # ---- hidden parameters ---------------------------------------------------------------------
     def hidden_parameters(self) -> dict:
@@ -279,10 +220,8 @@ class AnalogTile:
         for name, value in params.items():
             if name not in self.params:
                 raise ValueError(f"{self!r}: unknown hidden parameter {name!r}; known: {sorted(self.params)}")
-            value = np.asarray(to_numpy(value), dtype=F32)
-            if value.shape != self.shape:
-                raise ValueError(f"{self!r}: hidden parameter {name!r} must have shape {self.shape}")
-            self.params[name][...] = to_backend(value, self.backend)
+            self.params[name][...] = to_backend(matrix(self, f"hidden parameter {name!r}", value, finite=False),
+                                                self.backend)
 
     # ---- periodic device operations (formulas: crossbar.physics.periodic) ----------------------
     @contextlib.contextmanager
@@ -298,10 +237,6 @@ class AnalogTile:
         return fn(self.key, stream, 1, self.out_size * self.in_size, 0, c2, xp=self.xp,
                   ctr=self._counter("ops")).reshape(self.shape)
 
-    def _noise(self, stream, c2: int = 0):
-        with self._op():
-            return self._draw(stream, c2)
-
     def decay(self, alpha: float = 1.0) -> None:
         """One decay step toward the reset bias: ``w <- (w - b)(1 + alpha (s - 1)) + b``, then clip."""
         if not self.pulsed:
@@ -312,7 +247,8 @@ class AnalogTile:
 
     def diffuse(self) -> None:
         """One diffusion step: ``w += rate * xi``, then clip."""
-        xi = self._noise(rng.Stream.DIFFUSION)
+        with self._op():
+            xi = self._draw(rng.Stream.DIFFUSION)
         if not self.pulsed:
             self.weights += F32(self.device.diffusion) * xi
             return
@@ -366,13 +302,12 @@ class AnalogTile:
             xi_w = self._draw(rng.Stream.DRIFT, 1) if cfg.w_noise_std > 0 else None
         self._store_device_weights(periodic.drift(g, self.params, self.drift_state, cfg, dt, xi_nu, xi_w))
 
-    # ---- progress outside the arrays (compound tiles) ------------------------------------------
+    # ---- progress outside the arrays (compound tiles: transfer pointers; none here) --------------
     def _host_state(self) -> np.ndarray:
-        """Host-side progress beyond the arrays (compound tiles: transfer pointers); empty here."""
         return np.zeros(0, np.int64)
 
     def _set_host_state(self, values) -> None:
-        pass
+        """Restore :meth:`_host_state` output."""
 
     def replayed(self, count: int) -> None:
         """``count`` captured training steps were replayed (the GPU graph runner): host-side progress follows
@@ -443,3 +378,37 @@ def update_inputs(tile, x, d, lr):
     if not np.isfinite(lr):
         raise ValueError(f"{tile!r}: lr must be finite, got {lr}")
     return x, d, lr
+
+
+def checked_arguments(out_size, in_size, config, seed) -> tuple:
+    """``(out_size, in_size, config, seed)`` of a tile, validated (config None: the default :class:`TileConfig`)."""
+    for name, v in (("out_size", out_size), ("in_size", in_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"AnalogTile: {name} must be a positive integer, got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ValueError(f"AnalogTile: seed must be an integer in [0, 2**64), got {seed!r}")
+    config = TileConfig() if config is None else config
+    if not isinstance(config, TileConfig):
+        raise TypeError(f"AnalogTile: config must be a TileConfig, got {type(config).__name__}")
+    return int(out_size), int(in_size), config, int(seed)
+
+
+def matrix(tile, name: str, a, finite: bool = True) -> np.ndarray:
+    """``a`` as a float32 NumPy array of the tile's shape ``(out, in)``; a clear error otherwise (and, with
+    ``finite``, for NaN or Inf)."""
+    a = np.asarray(to_numpy(a), dtype=F32)
+    if a.shape != tile.shape:
+        raise ValueError(f"{tile!r}: {name} must have shape {tile.shape}, got {a.shape}")
+    if finite and not np.isfinite(a).all():
+        raise ValueError(f"{tile!r}: {name} contain NaN or Inf")
+    return a
+
+
+@contextlib.contextmanager
+def out_of_memory(tile, op: str, batch: int):
+    """Turn an out-of-memory error (CuPy's is a ``MemoryError``) into one naming the tile, operation and sizes."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise MemoryError(f"{tile!r}: out of memory in {op} (batch {batch}, tile {tile.out_size} x "
+                          f"{tile.in_size}): {exc}") from exc

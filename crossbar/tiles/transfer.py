@@ -430,8 +430,7 @@ class TransferTile(_CompoundTile):
         self._sync_ptr()
 
     def _sync_ptr(self) -> None:
-        """The device copy ``[read pointer of A, sweeps]`` used by the fused path (from the host mirrors),
-        written in place: a captured CUDA graph holds its address."""
+        """Write ``[A's read pointer, sweeps]`` for the fused path in place (a captured graph holds its address)."""
         values = np.array([self.slices[0], self.sweeps], np.int64)
         ptr = getattr(self, "ptr", None)
         if ptr is not None and type(ptr) is type(to_backend(values[:0], self.backend)):
@@ -603,8 +602,7 @@ class TransferTile(_CompoundTile):
         self.sweeps += (start + count) // self.size
 
     def replayed(self, count: int) -> None:
-        """``count`` captured steps with this tile's fused update were replayed (crossbar/cuda/graph.py): the
-        host-side pointers advance as the eager steps would have advanced them."""
+        """``count`` captured steps were replayed (crossbar/cuda/graph.py): the host-side pointers follow."""
         batch, transfers = self._replay
         self._advance_pointers(count * transfers)
         self.vec += count * batch

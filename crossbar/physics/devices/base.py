@@ -220,12 +220,22 @@ class PulsedDevice(DeviceConfig):
 
 #: name -> pure step function ``step(w, up, p, xi, c)``; filled by the device modules
 STEPS: dict = {}
+#: name -> CUDA source of the step function's twin, for models whose struct is not shipped in
+#: raw_kernels/devices.cuh (a user's own model); the GPU update kernel is instantiated for every name in STEPS
+CUDA_STEPS: dict = {}
 
 
-def register_step(fn):
-    """Register a pure step function under its own name (the name of its CUDA twin)."""
-    STEPS[fn.__name__] = fn
-    return fn
+def register_step(fn=None, *, cuda: str = ""):
+    """Register a pure step function under its own name, the name of its CUDA twin: a struct in namespace ``xb``
+    with ``step`` and ``step_n`` (raw_kernels/devices.cuh shows the shape; inherit ``no_summing`` for the second).
+    ``cuda``: that struct's source, where it is not in devices.cuh. Use as ``@register_step`` or
+    ``@register_step(cuda=...)``."""
+    def file(f):
+        STEPS[f.__name__] = f
+        if cuda:
+            CUDA_STEPS[f.__name__] = cuda
+        return f
+    return file if fn is None else file(fn)
 
 
 def clip_to_bounds(w, p):
