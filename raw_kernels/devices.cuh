@@ -1,4 +1,4 @@
-// Device update rules: the CUDA twins of the pure step functions in crossbar/devices/*.py.
+// Device update rules: the CUDA twins of the pure step functions in crossbar/physics/devices/*.py.
 //
 // Each device is a struct (in namespace xb, named as its Python step function) with
 //   step(w, up, p, xi, c)        one pulse on weight w (device space), clipped to the element bounds

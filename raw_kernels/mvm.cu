@@ -1,10 +1,10 @@
-// The IO-managed analog MVM in one kernel (the twin of crossbar/io.py for its common settings).
+// The IO-managed analog MVM in one kernel (the twin of crossbar/physics/io.py for its common settings).
 //
 // One block per sample: noise management (alpha), then bound-management rounds entirely on the device
 // (no host synchronisation, so it can be captured in a CUDA graph): DAC (quantise, clip, input noise,
 // asymmetry), the dot products, weight noise, output asymmetry, output noise, ADC, clip, the exceeded
 // test; the result of the first round that stays in range is rescaled by out_scale * alpha * 2^r.
-// Random numbers are named exactly as in crossbar/io.py (c0 = line / 4 with word line % 4, c1 = sample,
+// Random numbers are named exactly as in crossbar/physics/io.py (c0 = line / 4 with word line % 4, c1 = sample,
 // c2 = 2 * round + transposed), so draws match the reference; sums are ordered differently from BLAS, so
 // outputs agree to rounding (and, rarely, one ADC step).
 #include "philox.cuh"

@@ -1,8 +1,8 @@
-// Philox4x32-10 and its float transforms: the CUDA twin of crossbar/rng.py.
+// Philox4x32-10 and its float transforms: the CUDA twin of crossbar/physics/rng.py.
 //
 // Bit-identity with the NumPy reference depends on evaluating the float32 expressions in the same
 // order with no fused multiply-add: every kernel that includes this header is compiled with
-// --fmad=false (crossbar/_cuda.py), and the functions below spell out each operation.
+// --fmad=false (crossbar/cuda/kernels.py), and the functions below spell out each operation.
 #pragma once
 
 // NVRTC has no C library headers: name the fixed-width types ourselves

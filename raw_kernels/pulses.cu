@@ -1,4 +1,4 @@
-// Pulsed update on the GPU: the twin of crossbar/pulses.py + crossbar/devices/base.py:apply_events.
+// Pulsed update on the GPU: the twin of crossbar/physics/pulses.py + crossbar/physics/devices/base.py:apply_events.
 //
 // Three launches per update(x, d, lr) of a batch of B samples:
 //   update_management  per sample: max|x|, max|d| -> train length BL[b] and probability scales

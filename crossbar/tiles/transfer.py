@@ -355,7 +355,7 @@ class _CompoundTile(AnalogTile):
         self.state = {k: to_backend(v, backend) for k, v in self.state.items()}
         super()._to(backend)
         if hasattr(self, "ptr"):
-            self._sync_ptr()
+            self.ptr = to_backend(self.ptr, backend)
         self._refresh()
 
     def state_dict(self) -> dict:
@@ -410,10 +410,10 @@ class TransferTile(_CompoundTile):
         self._lr_a_scale = None  # and its device-side auto-scale factor 1 / (m_x m_d), if any
         self.dynamic = isinstance(cc, DynamicTransferCompound)
         self.buffered = isinstance(cc, BufferedTransferCompound)
-        # host-known progress: vector updates done, next line per device, completed sweeps of A
-        self.vec, self.slices, self.sweeps = 0, [0] * n, 0
+        # progress: vector updates done (host), and [completed sweeps of A, next line of each device] (on the tile's
+        # backend: the fused path reads and advances it on the device, so a captured graph replays correctly)
+        self.vec, self.ptr = 0, np.zeros(n + 1, np.int64)
         self.state = self._initial_state()
-        self._sync_ptr()
         self._refresh()
         if backend != "numpy":
             self.to(backend)
@@ -423,20 +423,28 @@ class TransferTile(_CompoundTile):
         return {"buffer": np.zeros(self.shape, F32)} if self.buffered else {}
 
     def _host_state(self) -> np.ndarray:
-        return np.array([self.vec, self.sweeps, *self.slices], np.int64)
+        return np.array([self.vec, *to_numpy(self.ptr)], np.int64)
 
     def _set_host_state(self, values) -> None:
-        self.vec, self.sweeps, self.slices = int(values[0]), int(values[1]), [int(v) for v in values[2:]]
-        self._sync_ptr()
+        self.vec = int(values[0])
+        self.ptr[...] = to_backend(np.asarray(values[1:], np.int64), self.backend)  # in place: graphs hold it
 
-    def _sync_ptr(self) -> None:
-        """Write ``[A's read pointer, sweeps]`` for the fused path in place (a captured graph holds its address)."""
-        values = np.array([self.slices[0], self.sweeps], np.int64)
-        ptr = getattr(self, "ptr", None)
-        if ptr is not None and type(ptr) is type(to_backend(values[:0], self.backend)):
-            ptr[...] = to_backend(values, self.backend)
-        else:
-            self.ptr = to_backend(values, self.backend)
+    @property
+    def sweeps(self) -> int:
+        """Completed sweeps of A's reads."""
+        return int(self.ptr[0])
+
+    @sweeps.setter
+    def sweeps(self, value: int) -> None:
+        self.ptr[0] = value
+
+    @property
+    def slices(self) -> list:
+        """The next line each device reads."""
+        return [int(v) for v in to_numpy(self.ptr[1:])]
+
+    def _slice(self, k: int) -> int:
+        return int(self.ptr[1 + k])
 
     # ---- visible weight -------------------------------------------------------------------------
     def _refresh(self) -> None:
@@ -514,8 +522,6 @@ class TransferTile(_CompoundTile):
                 start = end + 1
                 if end in bounds:
                     self._transfer(0, lr)
-            if bounds and hasattr(self, "ptr"):
-                self._sync_ptr()
         # higher-order transfers of longer chains: at batch ends only (their periods are whole batches)
         for k in range(1, len(self.sub) - 1):
             tk = periods[k]
@@ -556,7 +562,7 @@ class TransferTile(_CompoundTile):
         cc, xp, st = self.cc, self.xp, self.state
         batch, count, size = x.shape[0], x.shape[0] // t0, self.size
         # the read pointer and the sweep count are read from the device (a captured graph replays correctly)
-        start, sweeps = self.ptr[0], self.ptr[1]
+        sweeps, start = self.ptr[0], self.ptr[1]
         t = xp.arange(count)
         lines = (start + t) % size
         sweep_t = sweeps + (start + t) // size  # completed sweeps when transfer t happens
@@ -582,10 +588,9 @@ class TransferTile(_CompoundTile):
         st["buffer"][:, lines] = new
         self._write(1, lines, -write.T, F32(cc.step * dw_c))
         self._advance("ops", count)
-        self._replay = (batch, count)
-        self._advance_pointers(count)
-        self.ptr[1] += (self.ptr[0] + count) // size
-        self.ptr[0] = (self.ptr[0] + count) % size
+        self._replay = batch
+        self.ptr[0] += (self.ptr[1] + count) // size
+        self.ptr[1] = (self.ptr[1] + count) % size
 
     def _fused_flips(self, lines, sweep_t):
         """Whether the input chopper of each transfer's line flips after its read: never without choppers."""
@@ -596,24 +601,17 @@ class TransferTile(_CompoundTile):
         Returns ``(new buffer columns, pulses to write)``."""
         return ttv2_buffer_step(cols, v, lr_t, F32(self.cc.thres_scale * dw_c), bl_t, self.cc, self.xp)
 
-    def _advance_pointers(self, count: int) -> None:
-        start = self.slices[0]
-        self.slices[0] = (start + count) % self.size
-        self.sweeps += (start + count) // self.size
-
     def replayed(self, count: int) -> None:
         """``count`` captured steps were replayed (crossbar/cuda/graph.py): the host-side pointers follow."""
-        batch, transfers = self._replay
-        self._advance_pointers(count * transfers)
-        self.vec += count * batch
+        self.vec += count * self._replay
 
     def _lines(self, k: int, n: int):
         """Device indices of the next ``n`` lines of device ``k`` to read, advancing its slice pointer."""
-        start = self.slices[k]
+        start = self._slice(k)
         if self.cc.random_selection:
             u = rng.uniform(self.key, rng.Stream.TRANSFER, k, self.counters["ops"], 0)[0]
             start = int(float(u) * self.size) % self.size
-        self.slices[k] = (start + n) % self.size
+        self.ptr[1 + k] = (start + n) % self.size
         # computed on the device from the host start (no host-to-device copy)
         return (start + self.xp.arange(n)) % self.size
 
@@ -653,11 +651,11 @@ class TransferTile(_CompoundTile):
                 # probability; it was applied to each device of the columns separately before)
                 u = rng.uniform(self.key, rng.Stream.TRANSFER, k, self.counters["ops"], 3)[0]
                 if float(u) < cc.with_reset_prob:
-                    self.sub[k].reset_columns(self.slices[k] - lines.shape[0], lines.shape[0])
+                    self.sub[k].reset_columns(self._slice(k) - lines.shape[0], lines.shape[0])
             lr_t = cc.transfer_lrs()[k] * (abs(lr) if cc.scale_transfer_lr else 1.0)
             self._write(k + 1, lines, -v, lr_t)
             return
-        c = self.slices[k]
+        c = self._slice(k)
         lines = self._lines(k, 1)
         v = self._read(k, lines)[0]  # (other,)
         # granularity of the configured device (a floating-point write replaces the tile's device by an ideal one)
@@ -901,7 +899,7 @@ class MixedPrecisionTile(_CompoundTile):
         qx = self._quantise(x, cc.n_x_bins, cc.stoc_round_x, 0, self._counter("update"))
         qd = self._quantise(d, cc.n_d_bins, cc.stoc_round_d, 1, self._counter("update"))
         self._advance("update", x.shape[0])
-        st["chi"] += F32(lr) * (qd.T @ qx)
+        st["chi"] += F32(lr) * (qd.T @ qx)  # cuBLAS on the GPU: a graph capture of this step is refused (eager)
         self.batches += 1
         if self.batches % cc.transfer_every == 0:
             self._write_rows()

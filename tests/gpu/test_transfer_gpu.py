@@ -81,7 +81,18 @@ def test_fused_path_is_taken_for_the_chopped_family():
     assert not ttv1._fused_ok(8, ttv1._period(0, 8))
 
 
-def test_graph_replay_of_a_c_ttv2_model_equals_eager():
+def mp_every(n):
+    cfg = build_config("mp", D.SoftBoundsReferenceDevice())
+    return cfg.replace(device=cfg.device.replace(transfer_every=n))
+
+
+@pytest.mark.parametrize("name, config, captured", [
+    ("c-ttv2", lambda: build_config("c-ttv2", D.SoftBoundsReferenceDevice()), True),
+    # mixed precision accumulates chi with a cuBLAS GEMM, which CuPy refuses to capture: it runs eagerly
+    ("mp", lambda: mp_every(1), False),
+    ("mp every 2 batches", lambda: mp_every(2), False),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_graph_replay_of_a_compound_model_equals_eager(name, config, captured):
     import cupy
     from crossbar.cuda.graph import GraphStep
     from models.layers import AnalogLinear, LogSoftmax, Sequential, Sigmoid
@@ -89,7 +100,7 @@ def test_graph_replay_of_a_c_ttv2_model_equals_eager():
     from models.optim import AnalogSGD
 
     def build():
-        cfg = build_config("c-ttv2", D.SoftBoundsReferenceDevice())
+        cfg = config()
         model = Sequential(AnalogLinear(20, 16, config=cfg, seed=3), Sigmoid(), AnalogLinear(16, 4, config=cfg, seed=4),
                            LogSoftmax())
         model.to("cupy")
@@ -103,7 +114,8 @@ def test_graph_replay_of_a_c_ttv2_model_equals_eager():
     step = GraphStep(train_step, model, opt, cupy)
     for k in range(5):
         step(xs[k], ys[k])
-    assert step.failed is None and step.replays == 4
+    assert (step.failed is None and step.replays == 4) if captured else (step.failed and step.replays == 0)
     for a, b in zip(eager.analog_layers(), model.analog_layers()):
         assert np.array_equal(a.tile.get_weights(), b.tile.get_weights())
         assert np.array_equal(a.tile._host_state(), b.tile._host_state())
+        assert a.tile.counters == b.tile.counters
