@@ -106,3 +106,17 @@ def test_every_step_function_has_a_gpu_test_case():
     spec.loader.exec_module(module)
     covered = {dev.step_name for dev in module.DEVICES.values()}
     assert covered >= {cls.step_name for cls in D.PULSED_DEVICES}
+
+
+def test_the_cuda_twins_name_the_constants_as_the_python_models_do():
+    # each struct's enum Const names c[...] as the Python model's scalars() names them, in the same order (up to the
+    # first array constant: after it the offsets depend on its length)
+    import re
+    from crossbar.cuda.kernels import KERNEL_DIR
+    source = (KERNEL_DIR / "devices.cuh").read_text()
+    enums = {name: [v.strip() for v in body.split(",")]
+             for name, body in re.findall(r"struct (\w+)[^{]*\{\s*(?://[^\n]*\n\s*)?enum Const \{([^}]*)\}", source)}
+    for cls in D.PULSED_DEVICES:
+        keys, values = list(cls().scalars()), list(cls().scalars().values())
+        first_array = next((i for i, v in enumerate(values) if np.ndim(v)), len(keys) - 1)
+        assert enums[cls.step_name] == keys[:first_array + 1], cls.__name__
