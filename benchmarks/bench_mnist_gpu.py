@@ -25,7 +25,8 @@ def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True
           device="constant-step", report_epochs=None, digital_bias=False):
     from models.data import load_mnist
     from crossbar.cuda.graph import GraphEpoch
-    from models.mnist import build_mlp, epoch_order, evaluate, train_step
+    from models.mnist import build_mlp, epoch_order
+    from models.trainer import evaluate, train_step
     from models.optim import AnalogSGD
     x_train, y_train, x_test, y_test = load_mnist()
     x_train, y_train, x_test, y_test = (cp.asarray(a) for a in (x_train, y_train, x_test, y_test))
