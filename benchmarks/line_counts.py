@@ -55,7 +55,9 @@ def main():
     top = lambda kind: sorted(([q, n] for k, q, n in found if k == kind), key=lambda b: -b[1])[:8]  # noqa: E731
     total = {k: sum(f[k] for f in files.values()) for k in ("lines", "code")}
     core = {k: sum(f[k] for n, f in files.items() if n.startswith(("crossbar/", "models/"))) for k in ("lines", "code")}
-    json.dump({"commit": commit or "working tree", "total": total, "crossbar_and_models": core,
+    resolved = subprocess.run(["git", "rev-parse", "--short", commit], capture_output=True, text=True,
+                              check=True).stdout.strip() if commit else "working tree"
+    json.dump({"commit": resolved, "total": total, "crossbar_and_models": core,
                "largest_classes": top("class"), "largest_functions": top("function"), "files": files},
               sys.stdout, indent=1)
 
