@@ -8,15 +8,17 @@ from .config import (BoundManagement, DriftParameter, IOParameters, NoiseManagem
                      UpdateParameters, WeightNoiseType)
 from .physics.devices import *  # noqa: F401,F403
 from .physics.devices import __all__ as _devices
-from .tiles.tile import AnalogTile
+from .tiles.tile import AnalogTile, make_tile
 from .tiles.transfer import (BufferedTransferCompound, ChoppedTransferCompound, DynamicTransferCompound,
-                       MixedPrecisionCompound, TransferCompound, make_tile)
+                             MixedPrecisionCompound, TransferCompound)
+from .tiles.unit_cell import OneSidedUnitCell, ReferenceUnitCell, VectorUnitCell
 
 from . import cuda  # noqa: F401,E402  (the GPU leaf registers its implementations; CuPy loads on first use)
 
 __version__ = "0.1.0"
 
 __all__ = ["AnalogTile", "make_tile", "TransferCompound", "BufferedTransferCompound", "ChoppedTransferCompound",
-           "DynamicTransferCompound", "MixedPrecisionCompound", "TileConfig", "IOParameters", "UpdateParameters",
+           "DynamicTransferCompound", "MixedPrecisionCompound", "VectorUnitCell", "ReferenceUnitCell",
+           "OneSidedUnitCell", "TileConfig", "IOParameters", "UpdateParameters",
            "DriftParameter", "PulseType",
            "NoiseManagement", "BoundManagement", "WeightNoiseType"] + list(_devices)

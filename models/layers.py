@@ -27,7 +27,7 @@ import numpy as np
 from crossbar.physics import rng
 from crossbar.backend import get_xp, to_backend, to_numpy
 from crossbar.config import Config, TileConfig
-from crossbar.tiles.transfer import make_tile
+from crossbar.tiles.tile import make_tile
 
 from .autograd import Array, Function, Tensor, xp_of
 

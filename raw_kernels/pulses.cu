@@ -141,7 +141,7 @@ __device__ __forceinline__ void pulsed_update_body(
     uint32_t k1, const unsigned long long* __restrict__ ctr, int neg_lr, int summing, int ref_row, int persistent_row,
     float write_noise, long long* __restrict__ count_up, long long* __restrict__ count_down, int count_pulses,
     const int* __restrict__ snap_at, const int* __restrict__ snap_slot, float* __restrict__ snap_out,
-    const int* __restrict__ flip_after, int use_snap) {
+    const int* __restrict__ flip_after, int use_snap, int only) {
   // Block = 32 inputs j x 8 outputs i, one weight per thread; the weight stays in a register across the
   // batch and the samples are applied in batch order (the order semantics of the NumPy reference). The
   // pulse words of a chunk of samples are staged in shared memory: each x word serves 8 weights, each d
@@ -229,6 +229,10 @@ __device__ __forceinline__ void pulsed_update_body(
         up = (((x0 ^ d0) >> 31) ^ (uint32_t)neg_lr) != 0u;
       }
       if (b > flip_b) up = !up;
+      if (only) {  // one-sided unit cells: only the up (1) or the down (2) coincidences, each as up pulses
+        if (up != (only == 1)) continue;
+        up = true;
+      }
       if (!snapped && b > snap_b) {
         snap_out[(long long)snap_slot[j] * out_size + i] = persistent_row >= 0 ? visible : w;
         snapped = true;
@@ -267,8 +271,8 @@ __global__ void __launch_bounds__(256, 4) pulsed_update(
     const int* counts, int use_counts, const int* bl, int batch, int out_size, int in_size, int nwords, uint32_t k0,
     uint32_t k1, const unsigned long long* ctr, int neg_lr, int summing, int ref_row, int persistent_row,
     float write_noise, long long* count_up, long long* count_down, int count_pulses, const int* snap_at,
-    const int* snap_slot, float* snap_out, const int* flip_after, int use_snap) {
+    const int* snap_slot, float* snap_out, const int* flip_after, int use_snap, int only) {
   pulsed_update_body<D>(weights, params, n_weights, consts, wx, wd, counts, use_counts, bl, batch, out_size, in_size,
                         nwords, k0, k1, ctr, neg_lr, summing, ref_row, persistent_row, write_noise, count_up,
-                        count_down, count_pulses, snap_at, snap_slot, snap_out, flip_after, use_snap);
+                        count_down, count_pulses, snap_at, snap_slot, snap_out, flip_after, use_snap, only);
 }

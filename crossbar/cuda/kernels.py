@@ -141,11 +141,11 @@ def pulse_trains(v, bl, scale, cfg, stream: int, round_c2: int, key, ctr, nwords
 
 
 @register("pulsed_update", "cupy")
-def pulsed_update(weights, stack, x, d, lr: float, plan, key, ctr, pulse_counts=None, snap=None):
+def pulsed_update(weights, stack, x, d, lr: float, plan, key, ctr, pulse_counts=None, snap=None, only: int = 0):
     """Apply ``update(x, d, lr)`` to ``weights`` (float32 ``(out, in)``) and the parameter stack ``stack``
     (``(n, out, in)``) on the GPU: stochastic trains, or dense signed counts for the deterministic pulse types;
     sample numbers from the device counter ``ctr`` (the caller advances it). ``plan``:
-    :class:`crossbar.physics.pulses.UpdatePlan`; ``snap``: as :func:`crossbar.physics.pulses.pulsed_update`
+    :class:`crossbar.physics.pulses.UpdatePlan`; ``snap`` and ``only``: as :func:`crossbar.physics.pulses.pulsed_update`
     (int32 ``(in,)``, int32 ``(in,)``, float32 ``(n, out)``, int32 ``(in,)``)."""
     cp = _cp()
     dev, cfg = plan.device, plan.cfg
@@ -180,6 +180,7 @@ def pulsed_update(weights, stack, x, d, lr: float, plan, key, ctr, pulse_counts=
         for name, a in (("snap_at", snap_at), ("snap_slot", snap_slot), ("flip_after", flip_after)):
             check(name, a, np.int32, (in_size,))
         args += (snap_at, snap_slot, check("snap_out", snap_out, np.float32), flip_after, np.int32(1))
+    args += (np.int32(only),)
     chunk = max(1, 32 // nwords)
     grid = (math.ceil(in_size / 32), math.ceil(out_size / 8))
     launch(kernel("pulses", update_kernel_name(dev.step_name)), grid, (_BLOCK,), args, what,

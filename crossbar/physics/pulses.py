@@ -325,7 +325,8 @@ def update_plan(device: PulsedDevice, cfg: UpdateParameters, rows: dict, xp=np) 
 
 
 @register("pulsed_update", "numpy")
-def pulsed_update(weights, stack, x, d, lr: float, plan: UpdatePlan, key, ctr, pulse_counts=None, snap=None):
+def pulsed_update(weights, stack, x, d, lr: float, plan: UpdatePlan, key, ctr, pulse_counts=None, snap=None,
+                  only: int = 0):
     """Apply ``W -= lr d^T x`` as stochastic pulses to ``weights`` (float32 ``(out, in)``) and the parameter stack
     ``stack`` (``(n, out, in)``), in place, samples named from ``ctr[0]`` (the caller advances it).
 
@@ -334,15 +335,22 @@ def pulsed_update(weights, stack, x, d, lr: float, plan: UpdatePlan, key, ctr, p
     of each column with ``snap_at[j] >= 0`` as they are after sample ``snap_at[j]`` go to
     ``snap_out[snap_slot[j]]``. A column only changes by its own events, so replaying the events of the snapshot
     columns up to their boundaries on a copy gives those weights exactly (the draws are named by weight and
-    sample)."""
+    sample).
+
+    ``only`` (one-sided unit cells, whose two devices share one set of trains): 1 applies only the coincidences
+    that raise the weight, 2 only those that lower it, each as a pulse up; 0 applies all."""
     start = int(ctr[0])
     events = coincidences(x, d, lr, plan.device.granularity(), plan.cfg, key, start)
+    if snap is not None:  # chopper flips first, then the one-sided selection (the kernel's order)
+        events.up = events.up ^ (events.sample > snap[3][events.widx % weights.shape[1]])
+    if only:
+        keep = events.up == (only == 1)
+        events = Events(events.widx[keep], events.sample[keep], events.n[keep], np.ones(int(keep.sum()), bool))
     flat = {k: stack[r].reshape(-1) for k, r in plan.rows.items()}
     counts = None if pulse_counts is None else {k: v.reshape(-1) for k, v in pulse_counts.items()}
     if snap is not None:
-        snap_at, snap_slot, snap_out, flip_after = snap
+        snap_at, snap_slot, snap_out, _ = snap
         j = events.widx % weights.shape[1]
-        events.up = events.up ^ (events.sample > flip_after[j])
         keep = (snap_at[j] >= 0) & (events.sample <= snap_at[j])
         sub = Events(events.widx[keep], events.sample[keep], events.n[keep], events.up[keep])
         copy = weights.reshape(-1).copy()

@@ -63,6 +63,7 @@ class Stream(enum.IntEnum):
     TRANSFER = 16  # compound tiles: column selection, chopper flips
     QUANT = 17  # mixed-precision quantisation rounding
     SUM_NOISE = 18  # closed-form pulse runs: c0 = weight, c1 = sample >> 2, word = sample & 3
+    UNIT_CELL = 19  # unit cells: the device a random update policy picks (c0 = update cycle)
 
 
 def philox4x32(key, c0, c1=0, c2=0, c3=0, xp=np):

@@ -148,7 +148,7 @@ class AnalogTile:
         return y
 
     # ---- update --------------------------------------------------------------------------------
-    def update(self, x, d, lr: float, *, _snap=None):
+    def update(self, x, d, lr: float, *, _snap=None, _only: int = 0):
         """Apply ``W -= lr * d^T x`` (summed over the batch) as pulses, samples in batch order: ``x``
         ``(batch, in_size)`` forward inputs, ``d`` ``(batch, out_size)`` output gradients, ``lr`` a finite learning
         rate (weight units per unit of ``x d``)."""
@@ -162,7 +162,7 @@ class AnalogTile:
             with out_of_memory(self, "update", x.shape[0]):
                 implementation("pulsed_update", self.backend)(self.weights, self.param_stack, x, d, lr,
                                                               self.update_plan, self.key, self._counter("update"),
-                                                              self.pulse_counts, _snap)
+                                                              self.pulse_counts, _snap, _only)
         self._advance("update", x.shape[0])
 
     # ---- weights -------------------------------------------------------------------------------
@@ -254,15 +254,16 @@ class AnalogTile:
             return
         self._store_device_weights(periodic.diffuse(self._device_weights(), self.params, xi))
 
-    def reset_columns(self, start: int = 0, n: int = 1, prob: float = 1.0) -> None:
-        """Reset ``n`` columns from ``start`` (wrapping around), each device with probability ``prob``:
-        ``w = reset_bias + reset_std * xi``, then clip."""
-        mask = np.zeros(self.shape, bool)
-        mask[:, (start + np.arange(n)) % self.in_size] = True
+    def reset_columns(self, start: int = 0, n: int = 1, prob: float = 1.0, *, mask=None) -> None:
+        """Reset ``n`` columns from ``start`` (wrapping around), or the devices where ``mask`` (bool ``(out, in)``),
+        each with probability ``prob``: ``w = reset_bias + reset_std * xi``, then clip."""
+        if mask is None:
+            mask = np.zeros(self.shape, bool)
+            mask[:, (start + np.arange(n)) % self.in_size] = True
         mask = to_backend(mask, self.backend)
         with self._op():
             if prob < 1:
-                mask &= self._draw(rng.Stream.RESET, 0, normal=False) < F32(prob)
+                mask = mask & (self._draw(rng.Stream.RESET, 0, normal=False) < F32(prob))
             xi = self._draw(rng.Stream.RESET, 1)
         if not self.pulsed:
             self.weights[...] = self.xp.where(mask, F32(self.device.reset_std) * xi, self.weights)
@@ -307,11 +308,10 @@ class AnalogTile:
         return np.zeros(0, np.int64)
 
     def _set_host_state(self, values) -> None:
-        """Restore :meth:`_host_state` output."""
+        pass
 
     def replayed(self, count: int) -> None:
-        """``count`` captured training steps were replayed (the GPU graph runner): host-side progress follows
-        (compound tiles); the arrays, counters included, advanced on the device."""
+        """``count`` captured steps were replayed: host-side progress follows (the arrays advanced on the device)."""
 
     # ---- backend and state (crossbar.tiles.state) ----------------------------------------------
     def to(self, backend: str) -> "AnalogTile":
@@ -378,6 +378,20 @@ def update_inputs(tile, x, d, lr):
     if not np.isfinite(lr):
         raise ValueError(f"{tile!r}: lr must be finite, got {lr}")
     return x, d, lr
+
+
+#: compound device config class -> the tile class that implements it (filed by the modules that define them)
+TILE_CLASSES: dict = {}
+
+
+def make_tile(out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0,
+              backend: str = "numpy"):
+    """The tile for ``config``: an :class:`AnalogTile`, or the tile class filed in :data:`TILE_CLASSES` for the
+    device's config class or its nearest base (the Tiki-Taka family, mixed precision, unit cells). All offer the
+    same interface."""
+    config = TileConfig() if config is None else config
+    cls = next((TILE_CLASSES[c] for c in type(config.device).__mro__ if c in TILE_CLASSES), AnalogTile)
+    return cls(out_size, in_size, config, seed=seed, backend=backend)
 
 
 def checked_arguments(out_size, in_size, config, seed) -> tuple:

@@ -61,7 +61,7 @@ from ..backend import capturing, to_backend, to_numpy
 from ..config import DeviceConfig, IOParameters, PulseType, TileConfig, UpdateParameters, config, param
 from ..physics.devices import PulsedDevice, SoftBoundsDevice
 from ..physics.io import read_vectors
-from .tile import AnalogTile, update_inputs
+from .tile import TILE_CLASSES, AnalogTile, make_tile, update_inputs  # noqa: F401 (make_tile re-exported)
 
 F32 = np.float32
 
@@ -273,29 +273,14 @@ def _sub_seed(seed: int, k: int) -> int:
     return int(key[0]) | (int(key[1]) << 32)
 
 
-def make_tile(out_size: int, in_size: int, config: TileConfig | None = None, *, seed: int = 0,
-              backend: str = "numpy"):
-    """The tile for ``config``: an :class:`AnalogTile`, or a compound tile when ``config.device`` is a
-    compound (:class:`TransferCompound` and its subclasses, :class:`MixedPrecisionCompound`). All offer the same
-    interface."""
-    config = TileConfig() if config is None else config
-    if isinstance(config.device, MixedPrecisionCompound):
-        return MixedPrecisionTile(out_size, in_size, config, seed=seed, backend=backend)
-    if isinstance(config.device, TransferCompound):
-        cls = ChoppedTransferTile if isinstance(config.device, ChoppedTransferCompound) else TransferTile
-        return cls(out_size, in_size, config, seed=seed, backend=backend)
-    return AnalogTile(out_size, in_size, config, seed=seed, backend=backend)
-
-
 class _CompoundTile(AnalogTile):
     """Common machinery: sub-tiles, the visible weight, and delegation of the device operations."""
 
     def _init_compound(self, devices, updates, seed):
         tf = _no_nm_bm(getattr(self.config.device, "transfer_forward", IOParameters(
             noise_management="none", bound_management="none")))
-        self.sub = [AnalogTile(self.out_size, self.in_size,
-                               TileConfig(device=dev, forward=tf, backward=tf, update=upd),
-                               seed=_sub_seed(seed, k)) for k, (dev, upd) in enumerate(zip(devices, updates))]
+        self.sub = [make_tile(self.out_size, self.in_size, TileConfig(device=dev, forward=tf, backward=tf, update=upd),
+                              seed=_sub_seed(seed, k)) for k, (dev, upd) in enumerate(zip(devices, updates))]
         for t in self.sub:
             t.check_finite = False  # the compound validates its inputs once
         self.transfer_io = tf
@@ -930,3 +915,5 @@ class MixedPrecisionTile(_CompoundTile):
         self.row, self.batches = int(values[0]), int(values[1])
 
 
+TILE_CLASSES.update({TransferCompound: TransferTile, ChoppedTransferCompound: ChoppedTransferTile,
+                     MixedPrecisionCompound: MixedPrecisionTile})

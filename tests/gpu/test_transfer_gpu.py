@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import crossbar.physics.devices as D
-from crossbar import make_tile
+from crossbar import OneSidedUnitCell, TileConfig, VectorUnitCell, make_tile
 from crossbar.physics import rng
 from crossbar.presets import build_config
 
@@ -91,6 +91,12 @@ def mp_every(n):
     # mixed precision accumulates chi with a cuBLAS GEMM, which CuPy refuses to capture: it runs eagerly
     ("mp", lambda: mp_every(1), False),
     ("mp every 2 batches", lambda: mp_every(2), False),
+    ("one-sided, refresh every batch", lambda: TileConfig(device=OneSidedUnitCell(
+        unit_cell_devices=(D.ConstantStepDevice(w_min=0.0, w_max=1.0),), refresh_every=1)), True),
+    ("vector, all", lambda: TileConfig(device=VectorUnitCell(unit_cell_devices=(D.SoftBoundsDevice(),) * 2)), True),
+    # the device a sequential policy picks is decided on the host: refused, runs eagerly
+    ("vector, sequential", lambda: TileConfig(device=VectorUnitCell(
+        unit_cell_devices=(D.SoftBoundsDevice(),) * 2, update_policy="single_sequential")), False),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_graph_replay_of_a_compound_model_equals_eager(name, config, captured):
     import cupy

@@ -110,7 +110,7 @@ def test_analog_options_with_digital(tmp_path, capsys, no_data_loads):
     (["--schedule", "step:0:0.5"], "invalid schedule 'step:0:0.5'"),
     (["--data-dir", "/nonexistent/mnist"], "--data-dir /nonexistent/mnist: not a directory"),
     (["--data-dir", __file__], f"--data-dir {__file__}: not a directory"),
-    (["--device", "pcm"], "device 'pcm' is not available: the PCM preset is a one-sided unit cell"),
+    (["--device", "pcm", "--algorithm", "ttv2"], "needs a pulsed device; 'pcm' is not one"),
     (["--device", "nosuch"], "unknown device 'nosuch'; choose one of: ideal, constant-step"),
 ])
 def test_bad_numbers_and_paths(tmp_path, capsys, no_data_loads, argv, message):
