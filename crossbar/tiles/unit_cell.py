@@ -231,6 +231,7 @@ class OneSidedTile(_UnitCellTile):
         batch, cc = x.shape[0], self.cc
         self._pulse(x, d, lr, self.config.update, [(self.sub[1], 1), (self.sub[0], 2)])
         self._advance("update", batch)
+        self._batch = batch
         period = cc.refresh_every * (batch if cc.units_in_mbatch else 1)
         if period and (self.vec + batch) // period > self.vec // period:
             if period != batch and capturing(self.backend):
@@ -262,6 +263,9 @@ class OneSidedTile(_UnitCellTile):
         self.sub[1].set_weights(np.maximum(w, F32(0)))
         self.sub[0].set_weights(np.maximum(-w, F32(0)))
         self._refresh()
+
+    def replayed(self, count: int) -> None:
+        self.vec += count * self._batch
 
     def _host_state(self) -> np.ndarray:
         return np.array([self.vec], np.int64)

@@ -180,3 +180,15 @@ def test_impossible_cells_are_refused(make, match):
 def test_a_floating_point_update_is_refused():
     with pytest.raises(ValueError, match="pulsed update"):
         make_tile(2, 2, TileConfig(device=OneSidedUnitCell(), update=UpdateParameters(pulse_type="none")))
+
+
+def test_replayed_graph_steps_advance_the_host_side_progress():
+    # a captured training step replayed `count` times advances what the cell keeps on the host as `count` steps would
+    cell = make_tile(3, 4, one_sided(refresh_every=2), seed=1)
+    cell.update(inputs(1, 8, 4), inputs(2, 8, 3), 0.1)
+    cell.replayed(3)
+    assert cell.vec == 32
+    vec = make_tile(3, 4, vector("all"), seed=1)
+    vec.update(inputs(1, 8, 4), inputs(2, 8, 3), 0.1)
+    vec.replayed(3)
+    assert vec.cycles == 4
