@@ -22,7 +22,8 @@ from benchmarks.provenance import write_raw  # noqa: E402
 
 
 def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True, log=print, algorithm="sgd",
-          device="constant-step", report_epochs=None, digital_bias=False):
+          device="constant-step", report_epochs=None, digital_bias=False, measure=None):
+    """Train the MLP; one row per epoch (``measure(model)`` adds its dict to each evaluated row)."""
     from models.data import load_mnist
     from crossbar.cuda.graph import GraphEpoch
     from models.mnist import build_mlp, epoch_order
@@ -62,7 +63,7 @@ def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True
         row = dict(batch=batch, epoch=epoch + 1, lr=opt.lr, steps=steps, train_seconds=seconds,
                    us_per_sample=seconds / (steps * batch) * 1e6, train_loss=loss, test_accuracy=acc,
                    eval_seconds=time.perf_counter() - t1, graph=runner is not None and runner.failed is None,
-                   algorithm=algorithm, device=device)
+                   algorithm=algorithm, device=device, **(measure(model) if measure else {}))
         log(row)
         rows.append(row)
     return rows
