@@ -256,6 +256,7 @@ class OneSidedTile(_UnitCellTile):
         self._pulse(eye, -xp.maximum(diff, F32(0)).T, 1.0, cc.refresh_update, [(self.sub[1], 0)])
         self._pulse(eye, -xp.maximum(-diff, F32(0)).T, 1.0, cc.refresh_update, [(self.sub[0], 0)])
         self.state["refresh_counts"] += sel.sum()
+        self._refresh()
 
     def set_weights(self, weights) -> None:
         """``g+ = max(W, 0)``, ``g- = max(-W, 0)``."""

@@ -21,7 +21,7 @@ import pytest
 
 from crossbar import config as config_module
 
-PIN_MODULES = ("test_pin_devices", "test_pin_update", "test_pin_io", "test_pin_transfer")
+PIN_MODULES = ("test_pin_devices", "test_pin_update", "test_pin_io", "test_pin_transfer", "test_pin_unit_cells")
 
 
 def _collect():
