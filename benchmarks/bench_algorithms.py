@@ -21,9 +21,12 @@ from benchmarks.provenance import write_raw  # noqa: E402
 def main(argv=None):
     import cupy as cp
     from bench_mnist_gpu import train
+    from crossbar.config import Config
     from crossbar.presets import ALGORITHMS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", action="append", default=None)
+    ap.add_argument("--device-config", action="append", default=None,
+                    help="a device config JSON (e.g. the fitted.json of python -m crossbar.fit); repeatable")
     ap.add_argument("--algorithm", action="append", default=None)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--report", default="1,2,5,10,20,30")
@@ -34,7 +37,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     report = {int(e) for e in args.report.split(",")}
     results = []
-    for device in args.device or ["soft-bounds-reference"]:
+    devices = [(name, name) for name in args.device or ([] if args.device_config else ["soft-bounds-reference"])]
+    devices += [(Path(p).stem, Config.from_dict(json.loads(Path(p).read_text()))) for p in args.device_config or []]
+    for label, device in devices:
         for algorithm in args.algorithm or ALGORITHMS:
             t0 = time.perf_counter()
             rows = train(cp, 64, 0.05, args.epochs, args.seed, algorithm=algorithm, device=device,
@@ -42,7 +47,7 @@ def main(argv=None):
                          digital_bias=args.digital_bias)
             acc = {r["epoch"]: r["test_accuracy"] for r in rows if "test_accuracy" in r}
             secs = sorted(r["train_seconds"] for r in rows[1:]) or [rows[0]["train_seconds"]]
-            res = dict(device=device, algorithm=algorithm, digital_bias=args.digital_bias, accuracy=acc,
+            res = dict(device=label, algorithm=algorithm, digital_bias=args.digital_bias, accuracy=acc,
                        seconds_per_epoch=secs[len(secs) // 2],
                        first_epoch_seconds=rows[0]["train_seconds"], graph=rows[-1].get("graph"),
                        wall=time.perf_counter() - t0)

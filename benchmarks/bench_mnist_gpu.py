@@ -63,7 +63,8 @@ def train(cp, batch, lr, epochs, seed, graph=True, max_steps=None, schedule=True
         row = dict(batch=batch, epoch=epoch + 1, lr=opt.lr, steps=steps, train_seconds=seconds,
                    us_per_sample=seconds / (steps * batch) * 1e6, train_loss=loss, test_accuracy=acc,
                    eval_seconds=time.perf_counter() - t1, graph=runner is not None and runner.failed is None,
-                   algorithm=algorithm, device=device, **(measure(model) if measure else {}))
+                   algorithm=algorithm, device=device if isinstance(device, str) else type(device).__name__,
+                   **(measure(model) if measure else {}))
         log(row)
         rows.append(row)
     return rows
